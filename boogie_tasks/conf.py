@@ -1,0 +1,41 @@
+"""``BOOGIE_TASKS_*`` settings with their defaults, read lazily."""
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # Least time, in seconds, between two progress writes of one run.
+    "PROGRESS_INTERVAL": 1.0,
+    # How often beat runs the dispatcher.
+    "DISPATCH_INTERVAL": 1.0,
+    # A running record's heartbeat; a progress write counts as one.
+    "HEARTBEAT_INTERVAL": 10.0,
+    # A RUNNING record whose heartbeat is older than this lost its worker.
+    "STALE_AFTER": 60.0,
+    # A READY record not claimed for this long is published again.
+    "REPUBLISH_AFTER": 30.0,
+    # Dotted path of a function (user, record, action) -> bool for the HTTP views.
+    "PERMISSION": None,
+    # Publishing: how often a failed publish is retried before the outbox takes over.
+    "PUBLISH_MAX_RETRIES": 2,
+    # What .delayed() does when the broker cannot be reached: "retry", "run" or "fail".
+    "ON_BROKER_ERROR": "retry",
+}
+
+
+class Settings:
+    """Read ``BOOGIE_TASKS_<NAME>`` from Django's settings at access time.
+
+    Reading on every access (not at import) keeps ``override_settings`` working.
+    """
+
+    prefix = "BOOGIE_TASKS_"
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"boogie_tasks has no setting {self.prefix}{name}")
+        return getattr(django_settings, self.prefix + name, DEFAULTS[name])
+
+
+settings = Settings()

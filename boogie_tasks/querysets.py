@@ -1,0 +1,66 @@
+"""The QuerySet of ``TaskRecord``: methods named after statuses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+from boogie_tasks.status import TaskStatus
+
+if TYPE_CHECKING:
+    from boogie_tasks.models import TaskRecord  # noqa: F401
+
+    _Base = models.QuerySet["TaskRecord"]
+else:
+    _Base = models.QuerySet
+
+
+class TaskRecordQuerySet(_Base):
+    """Filters for the common questions about runs."""
+
+    def for_task(self, name: str) -> TaskRecordQuerySet:
+        """Records of the task with this dotted name."""
+        return self.filter(task_name=name)
+
+    def for_object(self, obj: models.Model) -> TaskRecordQuerySet:
+        """Records made for this model instance."""
+        content_type = ContentType.objects.get_for_model(obj)
+        return self.filter(content_type=content_type, object_id=str(obj.pk))
+
+    def with_status(self, *statuses: Any) -> TaskRecordQuerySet:
+        """Records in any of these states."""
+        return self.filter(status__in=list(statuses))
+
+    def paused(self) -> TaskRecordQuerySet:
+        """Records waiting for ``run()`` or ``enqueue()``."""
+        return self.filter(status=TaskStatus.PAUSED)
+
+    def ready(self) -> TaskRecordQuerySet:
+        """Records queued for a worker."""
+        return self.filter(status=TaskStatus.READY)
+
+    def running(self) -> TaskRecordQuerySet:
+        """Records a worker is running."""
+        return self.filter(status=TaskStatus.RUNNING)
+
+    def successful(self) -> TaskRecordQuerySet:
+        """Records that ended well."""
+        return self.filter(status=TaskStatus.SUCCESSFUL)
+
+    def failed(self) -> TaskRecordQuerySet:
+        """Records that ended with an error."""
+        return self.filter(status=TaskStatus.FAILED)
+
+    def finished(self) -> TaskRecordQuerySet:
+        """Records in a final state: successful, failed or cancelled."""
+        return self.filter(status__in=list(TaskStatus.final()))
+
+    def unfinished(self) -> TaskRecordQuerySet:
+        """Records not yet in a final state."""
+        return self.exclude(status__in=list(TaskStatus.final()))
+
+    def newest_first(self) -> TaskRecordQuerySet:
+        """Order by creation, newest first (the id breaks ties: it is time-ordered)."""
+        return self.order_by("-created_at", "-id")
