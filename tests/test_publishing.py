@@ -1,0 +1,131 @@
+"""The message a record sends: one Celery task, the record id, the real name, routing."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+from kombu import Connection
+
+from boogie_tasks import TaskStatus
+from boogie_tasks.models import TaskRecord
+from boogie_tasks.publishing import message_options, publish
+from tests.celery_app import app
+from tests.servers import reset_broker, use_broker
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def memory_broker():
+    url = "memory://boogie-publish-tests"
+    use_broker(url)
+    with Connection(url) as connection:
+        # The memory transport is process-wide: drop what earlier tests sent.
+        for queue in ("celery", "other", "routed"):
+            connection.default_channel.queue_purge(queue)
+        yield connection
+    reset_broker()
+
+
+def _take(connection, queue):
+    simple = connection.SimpleQueue(queue)
+    try:
+        message = simple.get(timeout=2)
+    finally:
+        simple.close()
+    message.ack()
+    return message
+
+
+def test_delayed_sends_only_the_record_id_under_the_task_name(memory_broker, book):
+    record = tasks.describe.delayed(book, "secret argument")
+    message = _take(memory_broker, "celery")
+    assert message.headers["task"] == "boogie_tasks.run"
+    assert message.headers["shadow"] == "tests.testapp.tasks.describe"
+    assert message.headers["id"] == str(record.pk)
+    assert message.content_type == "application/json"
+    args, kwargs, _ = message.decode()
+    assert (args, kwargs) == ([str(record.pk)], {})
+    assert "secret argument" not in message.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("make", "queue"),
+    [
+        (lambda book: tasks.on_other_queue.delayed(book), "other"),
+        (lambda book: tasks.routed.delayed(book), "routed"),  # the project's task_routes
+        (lambda book: tasks.describe.using(queue="other", priority=3).delayed(book), "other"),
+    ],
+)
+def test_routing_follows_the_task_not_the_runner(memory_broker, book, make, queue):
+    record = make(book)
+    message = _take(memory_broker, queue)
+    assert message.headers["id"] == str(record.pk)
+    if record.priority is not None:
+        assert message.properties["priority"] == 3
+
+
+def test_message_options_can_publish_a_record_again_alike(book):
+    record = tasks.describe.using(queue="reports", priority=7).paused(book)
+    options = message_options(record)
+    assert options["queue"] == "reports" and options["priority"] == 7
+    assert options["shadow"] == options["route_name"] == "tests.testapp.tasks.describe"
+    assert options["task_id"] == str(record.pk)
+
+
+def _unreachable():
+    use_broker("redis://127.0.0.1:1/0")
+    app.conf.broker_connection_timeout = 0.5
+
+
+@pytest.fixture
+def broker_down():
+    _unreachable()
+    yield
+    app.conf.broker_connection_timeout = 2
+    reset_broker()
+
+
+@override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=0)
+def test_broker_down_leaves_the_record_ready_with_the_reason(broker_down, book):
+    record = tasks.describe.delayed(book)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.READY
+    assert record.error.startswith("BrokerUnavailable: ")
+
+
+@override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=0)
+def test_broker_down_can_fail_the_record_or_run_it_here(broker_down, book):
+    failed = tasks.describe.using(on_broker_error="fail").delayed(book)
+    failed.refresh_from_db()
+    assert failed.status == TaskStatus.FAILED
+    assert failed.error.startswith("BrokerUnavailable: ")
+
+    here = tasks.describe.using(on_broker_error="run").delayed(book, "!")
+    here.refresh_from_db()
+    assert here.status == TaskStatus.SUCCESSFUL and here.result["text"] == "Dune!"
+
+
+def test_publish_reports_success(memory_broker, book):
+    record = tasks.describe.paused(book)
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY)
+    assert publish(record) is True
+    assert _take(memory_broker, "celery").headers["id"] == str(record.pk)
+
+
+def test_always_eager_runs_the_record_when_the_transaction_commits(book):
+    from django.db import transaction
+
+    app.conf.task_always_eager = True
+    try:
+        with transaction.atomic():
+            record = tasks.describe.delayed(book, "!")
+            assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.READY
+        record.refresh_from_db()
+        assert record.status == TaskStatus.SUCCESSFUL and record.result["text"] == "Dune!"
+        autocommit = tasks.describe.delayed(book, "?")
+        autocommit.refresh_from_db()
+        assert autocommit.status == TaskStatus.SUCCESSFUL
+    finally:
+        app.conf.task_always_eager = False

@@ -1,0 +1,191 @@
+"""Claiming, running and finishing records: the runner driven directly."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from boogie_tasks import TaskStatus, progress
+from boogie_tasks.exceptions import InvalidState, ObjectDeleted, UnknownTask
+from boogie_tasks.models import TaskRecord
+from boogie_tasks.progress import ProgressWriter
+from boogie_tasks.runner import claim, finish, run
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_claims_runs_and_finishes_in_three_queries(book):
+    """On a worker (autocommit): claim+load, object fetch, finish."""
+    record = TaskRecord.objects.create(
+        task_name=tasks.describe.name, content_type_id=_content_type(book), object_id=book.pk
+    )
+    run(str(record.pk))  # warm the ContentType cache
+    record = TaskRecord.objects.create(
+        task_name=tasks.describe.name, content_type_id=_content_type(book), object_id=book.pk
+    )
+    with CaptureQueriesContext(connection) as queries:
+        run(str(record.pk))
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    expected = ["UPDATE", "SELECT", "UPDATE"]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        expected = ["UPDATE", "SELECT", "SELECT", "UPDATE"]
+    assert statements == expected, queries.captured_queries
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCESSFUL and record.attempts == 1
+
+
+def _content_type(obj):
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(obj).pk
+
+
+def test_a_second_message_for_the_same_record_is_dropped(book, tmp_path):
+    marker = tmp_path / "ran"
+    record = tasks.describe.paused(book, marker=str(marker))
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY)
+    run(str(record.pk))
+    run(str(record.pk))
+    record.refresh_from_db()
+    assert record.attempts == 1
+    assert marker.read_text().splitlines() == [str(book.pk)]
+
+
+def test_claim_returns_the_loaded_record_and_bumps_attempts(book):
+    record = tasks.describe.paused(book, "x")
+    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    assert claimed is not None
+    assert (claimed.status, claimed.attempts, claimed.args) == (TaskStatus.RUNNING, 1, ["x"])
+    assert claimed.content_type_id == record.content_type_id
+    assert claimed.object_id == str(book.pk) and claimed.started_at and claimed.worker
+    assert claim(record.pk, [TaskStatus.PAUSED]) is None
+
+
+def test_claim_refuses_a_record_that_is_not_due(book):
+    record = tasks.describe.paused(book)
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY, run_at=later)
+    assert claim(record.pk, [TaskStatus.READY], due_only=True) is None
+    assert claim(record.pk, [TaskStatus.READY]) is not None
+
+
+def test_claim_without_returning_gives_the_same_record(book, monkeypatch):
+    monkeypatch.setattr("boogie_tasks.runner._can_update_returning", lambda: False)
+    record = tasks.describe.paused(book, "y")
+    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    assert (claimed.status, claimed.attempts, claimed.args) == (TaskStatus.RUNNING, 1, ["y"])
+
+
+def test_finish_is_fenced_by_attempts(book):
+    record = tasks.describe.paused(book)
+    stale = claim(record.pk, [TaskStatus.PAUSED])
+    # The run is given up and claimed again: attempts moves on to 2.
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY, max_attempts=2)
+    current = claim(record.pk, [TaskStatus.READY])
+    writer = ProgressWriter(record.pk, stale.attempts, record.task_name)
+    assert finish(stale, TaskStatus.FAILED, writer, error="late") is False
+    record.refresh_from_db()
+    assert (record.status, record.attempts, record.error) == (TaskStatus.RUNNING, 2, "")
+    assert finish(current, TaskStatus.SUCCESSFUL, writer, result=1) is True
+    record.refresh_from_db()
+    assert (record.status, record.result) == (TaskStatus.SUCCESSFUL, 1)
+
+
+def test_a_final_state_is_never_overwritten(book):
+    record = tasks.describe.paused(book)
+    record.cancel()
+    assert claim(record.pk, TaskStatus.waiting()) is None
+    with pytest.raises(InvalidState, match="is CANCELED"):
+        record.run()
+    with pytest.raises(InvalidState, match="is CANCELED"):
+        record.enqueue()
+    assert record.cancel() is False
+    record.refresh_from_db()
+    assert record.status == TaskStatus.CANCELED
+
+
+def test_unknown_task_fails_clearly_and_imports_nothing(book):
+    record = TaskRecord.objects.create(
+        task_name="os.system", content_type_id=_content_type(book), object_id=book.pk
+    )
+    run(str(record.pk))
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED
+    assert record.error.startswith("UnknownTask: no task named 'os.system' is registered")
+    paused = TaskRecord.objects.create(
+        task_name="nope", content_type_id=_content_type(book), object_id=book.pk,
+        status=TaskStatus.PAUSED,
+    )  # fmt: skip
+    with pytest.raises(UnknownTask):
+        paused.run()
+    paused.refresh_from_db()
+    assert paused.status == TaskStatus.FAILED
+
+
+def test_object_deleted_before_the_run(book):
+    record = tasks.describe.paused(book)
+    pk = book.pk
+    book.delete()
+    with pytest.raises(ObjectDeleted):
+        record.run()
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED
+    assert record.error == (
+        f"ObjectDeleted: testapp.Book with pk='{pk}' no longer exists "
+        "(task tests.testapp.tasks.describe)"
+    )
+    assert record.traceback == ""
+
+
+@override_settings(BOOGIE_TASKS_PROGRESS_INTERVAL=0)
+def test_cancel_waiting_and_running_records(book):
+    paused = tasks.describe.paused(book)
+    assert paused.cancel() is True
+    assert paused.status == TaskStatus.CANCELED and paused.finished_at
+
+    running = tasks.count_pages.paused(book)
+    claimed = claim(running.pk, [TaskStatus.PAUSED])
+    assert running.cancel() is True
+    assert running.status == TaskStatus.RUNNING and running.cancel_requested
+
+    from boogie_tasks.runner import execute
+
+    execute(claimed)  # its first progress write sees the request and stops
+    running.refresh_from_db()
+    assert running.status == TaskStatus.CANCELED
+    assert running.finished_at is not None
+
+
+def test_progress_outside_a_task_does_nothing():
+    assert list(progress(range(3))) == [0, 1, 2]
+    progress.set(1, 2, "nothing")
+    progress.advance()
+
+
+def test_a_message_a_little_early_waits_for_run_at(book):
+    import time as clock
+
+    record = tasks.describe.paused(book)
+    soon = timezone.now() + datetime.timedelta(seconds=0.5)
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY, run_at=soon)
+    started = clock.monotonic()
+    assert run(str(record.pk)) == TaskStatus.SUCCESSFUL
+    assert clock.monotonic() - started >= 0.3
+    far = tasks.describe.paused(book)
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    TaskRecord.objects.filter(pk=far.pk).update(status=TaskStatus.READY, run_at=later)
+    assert run(str(far.pk)) == "DROPPED"
+
+
+def test_the_claim_caps_attempts(book):
+    record = tasks.describe.paused(book)
+    assert claim(record.pk, [TaskStatus.PAUSED]) is not None
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY)
+    assert claim(record.pk, [TaskStatus.READY]) is None  # max_attempts is 1
