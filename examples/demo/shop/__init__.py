@@ -1,0 +1,1 @@
+"""A tiny shop: products, their reviews, and tasks that work on them."""
