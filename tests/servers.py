@@ -50,6 +50,8 @@ def use_broker(url: str, transport_options: dict | None = None, *, session: bool
     if session:
         _session_broker = (url, transport_options or {})
     app.conf.broker_url = url
+    filesystem = url.startswith("filesystem://")
+    app.conf.broker_transport = "boogie_tasks.transport:FilesystemTransport" if filesystem else None
     app.conf.broker_transport_options = transport_options or {}
     pools.reset()  # kombu keeps pools per URL, process-wide: drop them all
     app._after_fork()

@@ -90,6 +90,7 @@ DATABASES = {"default": _database()}
 CELERY_BROKER_URL = os.environ.get("BOOGIE_TEST_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "boogie_tasks.transport:FilesystemTransport"
     _folder = os.environ["BOOGIE_TEST_BROKER_FOLDER"]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": _folder,

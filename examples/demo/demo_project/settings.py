@@ -38,6 +38,8 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CELERY_BROKER_URL = "filesystem://"
+# Kombu's filesystem transport, with messages written whole before a worker can see them.
+CELERY_BROKER_TRANSPORT = "boogie_tasks.transport:FilesystemTransport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_in": str(BROKER_DIR / "queue"),
     "data_folder_out": str(BROKER_DIR / "queue"),
