@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
+from django.db import connection, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from boogie_tasks import registry
+from boogie_tasks import registry, statements
 from boogie_tasks.exceptions import (
     InvalidResult,
     InvalidState,
@@ -126,9 +126,11 @@ def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) ->
         "cancel_requested": False,
     }
     statuses = list(statuses)
-    if _can_update_returning():
-        rows = list(TaskRecord.objects.raw(*_claim_sql(record_id, statuses, due_only, now, values)))
-        return rows[0] if rows else None
+    using = router.db_for_write(TaskRecord)
+    if statements.can_return(using):
+        return statements.claim_returning(
+            using, record_id, statuses, now if due_only else None, values
+        )
     pending = TaskRecord.objects.filter(
         pk=record_id, status__in=statuses, attempts__lt=F("max_attempts")
     )
@@ -137,54 +139,6 @@ def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) ->
     if not pending.update(attempts=F("attempts") + 1, **values):
         return None
     return TaskRecord.objects.get(pk=record_id)
-
-
-def _can_update_returning() -> bool:
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        import sqlite3
-
-        return sqlite3.sqlite_version_info >= (3, 35)
-    return False
-
-
-def _claim_sql(
-    record_id: Any, statuses: list[str], due_only: bool, now: Any, values: dict[str, Any]
-) -> tuple[str, list[Any]]:
-    meta = TaskRecord._meta
-
-    def prep(name: str, value: Any) -> Any:
-        return meta.get_field(name).get_db_prep_value(value, connection)
-
-    params = [prep(name, value) for name, value in values.items()]
-    params.append(prep("id", record_id))
-    params.extend(statuses)
-    if due_only:
-        params.append(prep("run_at", now))
-    return _claim_text(connection.vendor, tuple(values), len(statuses), due_only), params
-
-
-@functools.lru_cache(maxsize=16)
-def _claim_text(vendor: str, names: tuple[str, ...], statuses: int, due_only: bool) -> str:
-    """The claim's SQL, built once per shape (it is on every run's path)."""
-    meta = TaskRecord._meta
-    quote = connection.ops.quote_name
-    assignments = [f"{quote('attempts')} = {quote('attempts')} + 1"]
-    assignments += [f"{quote(meta.get_field(name).column)} = %s" for name in names]
-    where = [
-        f"{quote('id')} = %s",
-        f"{quote('status')} IN ({', '.join(['%s'] * statuses)})",
-        # The cap: a task that kills its own process cannot be started for ever.
-        f"{quote('attempts')} < {quote('max_attempts')}",
-    ]
-    if due_only:
-        where.append(f"({quote('run_at')} IS NULL OR {quote('run_at')} <= %s)")
-    columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
-    return (
-        f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} "
-        f"WHERE {' AND '.join(where)} RETURNING {columns}"
-    )
 
 
 # Running
@@ -323,9 +277,12 @@ def finish(record: TaskRecord, status: str, writer: ProgressWriter, **fields: An
         fields["finished_at"] = timezone.now()
     if status == TaskStatus.SUCCESSFUL and writer.total is not None:
         fields["progress_current"] = max(writer.current, writer.total)
-    written = TaskRecord.objects.filter(
-        pk=record.pk, status=TaskStatus.RUNNING, attempts=record.attempts
-    ).update(**fields)
+    written = statements.update_fenced(
+        router.db_for_write(TaskRecord),
+        record.pk,
+        {"status": TaskStatus.RUNNING, "attempts": record.attempts},
+        fields,
+    )
     if written:
         for name, value in fields.items():
             setattr(record, name, value)

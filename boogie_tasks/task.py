@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from boogie_tasks import registry
@@ -216,7 +216,7 @@ class Task(Generic[P, R]):
 
         prepared = self._prepare(args, kwargs)
         prepared.pop("unique_key")
-        return TaskRecord.objects.create(status=status, **prepared, **fields)
+        return _insert_record(TaskRecord(status=status, **prepared, **fields))
 
     def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check the arguments and return the record's fields; nothing is written.
@@ -298,11 +298,11 @@ class Task(Generic[P, R]):
         from boogie_tasks.models import TaskRecord
 
         if not fields["unique_key"]:
-            return TaskRecord.objects.create(status=status, **fields, **extra), True
+            return _insert_record(TaskRecord(status=status, **fields, **extra)), True
         for _ in range(3):
             try:
-                with transaction.atomic():
-                    return TaskRecord.objects.create(status=status, **fields, **extra), True
+                with transaction.atomic(using=router.db_for_write(TaskRecord)):
+                    return _insert_record(TaskRecord(status=status, **fields, **extra)), True
             except IntegrityError:
                 winner = (
                     TaskRecord.objects.unfinished().filter(unique_key=fields["unique_key"]).first()
@@ -338,6 +338,12 @@ class Task(Generic[P, R]):
             .order_by("-finished_at")
             .first()
         )
+
+
+def _insert_record(record: TaskRecord) -> TaskRecord:
+    from boogie_tasks.statements import insert
+
+    return insert(record, router.db_for_write(type(record)))
 
 
 def _periodic_prefix(name: str, content_type_id: int, object_id: str) -> str:

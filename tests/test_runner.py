@@ -77,10 +77,27 @@ def test_claim_refuses_a_record_that_is_not_due(book):
 
 
 def test_claim_without_returning_gives_the_same_record(book, monkeypatch):
-    monkeypatch.setattr("boogie_tasks.runner._can_update_returning", lambda: False)
+    monkeypatch.setattr("boogie_tasks.statements.can_return", lambda using: False)
     record = tasks.describe.paused(book, "y")
     claimed = claim(record.pk, [TaskStatus.PAUSED])
     assert (claimed.status, claimed.attempts, claimed.args) == (TaskStatus.RUNNING, 1, ["y"])
+
+
+def test_records_written_and_claimed_on_a_cursor_read_back_as_the_orm_reads_them(book):
+    """The INSERT and the claim skip the ORM's compiler: every field must still match."""
+    record = tasks.describe.using(queue="other", priority=3).paused(
+        book, "a", {"nested": [1, 2.5, None]}
+    )
+    stored = TaskRecord.objects.get(pk=record.pk)
+    for field in TaskRecord._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(record, field.attname), field.name
+    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    stored = TaskRecord.objects.get(pk=record.pk)
+    for field in TaskRecord._meta.concrete_fields:
+        value = getattr(claimed, field.attname)
+        assert value == getattr(stored, field.attname), field.name
+        assert type(value) is type(getattr(stored, field.attname)), field.name
+    assert not claimed._state.adding and claimed._state.db == "default"
 
 
 def test_finish_is_fenced_by_attempts(book):

@@ -1,0 +1,177 @@
+"""The statements on every run's path, built once and sent on a plain cursor.
+
+Each run costs one INSERT in the caller and a claim and a finishing UPDATE in
+the worker. Through the ORM each of them is compiled afresh, which costs more
+CPU than the database spends on it; here the SQL text of each shape is built
+once per process, and the values are prepared by the fields themselves, so
+the rows read and written are exactly those the ORM would read and write.
+
+Like ``QuerySet.update()`` and ``bulk_create()``, these send no ``pre_save``
+or ``post_save`` signals; boogie_tasks' own signals say what happened.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections
+
+from boogie_tasks.models import TaskRecord
+
+__all__ = ["claim_returning", "insert", "update_fenced"]
+
+_meta = TaskRecord._meta
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def insert(record: TaskRecord, using: str) -> TaskRecord:
+    """INSERT a new record with every concrete field, as ``save()`` would."""
+    connection = connections[using]
+    fields = _meta.concrete_fields
+    params = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.alias, connection.vendor), params)
+    record._state.adding = False
+    record._state.db = using
+    return record
+
+
+def update_fenced(using: str, pk: Any, fence: dict[str, Any], values: dict[str, Any]) -> int:
+    """``UPDATE ... SET values WHERE pk = pk AND fence``; return the rows changed.
+
+    ``fence`` holds equality conditions (status, attempts): the write lands only
+    while the row is still as this process last left it.
+    """
+    connection = connections[using]
+    params = [_prep(name, value, connection) for name, value in values.items()]
+    params.append(_prep("id", pk, connection))
+    params.extend(_prep(name, value, connection) for name, value in fence.items())
+    sql = _update_sql(connection.alias, connection.vendor, tuple(values), tuple(fence))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def claim_returning(
+    using: str, pk: Any, statuses: Sequence[str], due_before: Any, values: dict[str, Any]
+) -> TaskRecord | None:
+    """Start an attempt in one statement and return the row it left, or None.
+
+    ``UPDATE ... SET attempts = attempts + 1, values WHERE pk = pk AND status IN
+    statuses AND attempts < max_attempts [AND due] RETURNING *``. The database
+    must support ``UPDATE ... RETURNING`` (see ``can_return``).
+    """
+    connection = connections[using]
+    params = [_prep(name, value, connection) for name, value in values.items()]
+    params.append(_prep("id", pk, connection))
+    params.extend(statuses)
+    if due_before is not None:
+        params.append(_prep("run_at", due_before, connection))
+    sql = _claim_sql(
+        connection.alias, connection.vendor, tuple(values), len(statuses), due_before is not None
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        _convert(value, converters, connection)
+        for value, converters in zip(row, _converters(connection.alias), strict=True)
+    ]
+    return TaskRecord.from_db(using, _attnames(), values)
+
+
+def can_return(using: str) -> bool:
+    """Whether the database runs ``UPDATE ... RETURNING`` (PostgreSQL; SQLite 3.35+)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return False
+
+
+# Values in, values out
+
+
+def _prep(name: str, value: Any, connection: Any) -> Any:
+    return _meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _convert(value: Any, converters: list[tuple[Converter, Any]], connection: Any) -> Any:
+    for converter, expression in converters:
+        value = converter(value, expression, connection)
+    return value
+
+
+@functools.cache
+def _attnames() -> list[str]:
+    return [field.attname for field in _meta.concrete_fields]
+
+
+@functools.lru_cache(maxsize=8)
+def _converters(alias: str) -> list[list[tuple[Converter, Any]]]:
+    """Per column, what the ORM applies to a value read: the backend's, then the field's."""
+    connection = connections[alias]
+    result = []
+    for field in _meta.concrete_fields:
+        column = field.get_col(_meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        result.append([(converter, column) for converter in found])
+    return result
+
+
+# SQL text, once per shape (the cache key holds the vendor: an alias may be re-pointed in tests)
+
+
+def _quote(alias: str) -> Callable[[str], str]:
+    return connections[alias].ops.quote_name
+
+
+def _column(name: str) -> str:
+    return _meta.get_field(name).column
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(alias: str, vendor: str) -> str:
+    quote = _quote(alias)
+    columns = ", ".join(quote(field.column) for field in _meta.concrete_fields)
+    marks = ", ".join(["%s"] * len(_meta.concrete_fields))
+    return f"INSERT INTO {quote(_meta.db_table)} ({columns}) VALUES ({marks})"
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(alias: str, vendor: str, names: tuple[str, ...], fence: tuple[str, ...]) -> str:
+    quote = _quote(alias)
+    assignments = ", ".join(f"{quote(_column(name))} = %s" for name in names)
+    where = " AND ".join(f"{quote(_column(name))} = %s" for name in ("id", *fence))
+    return f"UPDATE {quote(_meta.db_table)} SET {assignments} WHERE {where}"
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_sql(
+    alias: str, vendor: str, names: tuple[str, ...], statuses: int, due_only: bool
+) -> str:
+    quote = _quote(alias)
+    attempts = quote(_column("attempts"))
+    assignments = [f"{attempts} = {attempts} + 1"]
+    assignments += [f"{quote(_column(name))} = %s" for name in names]
+    where = [
+        f"{quote(_column('id'))} = %s",
+        f"{quote(_column('status'))} IN ({', '.join(['%s'] * statuses)})",
+        # The cap: a task that kills its own process cannot be started for ever.
+        f"{attempts} < {quote(_column('max_attempts'))}",
+    ]
+    if due_only:
+        run_at = quote(_column("run_at"))
+        where.append(f"({run_at} IS NULL OR {run_at} <= %s)")
+    returning = ", ".join(quote(field.column) for field in _meta.concrete_fields)
+    return (
+        f"UPDATE {quote(_meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {' AND '.join(where)} RETURNING {returning}"
+    )
