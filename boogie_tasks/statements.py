@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import connections, models
 
 from boogie_tasks.models import TaskRecord
 
@@ -30,7 +30,7 @@ def insert(record: TaskRecord, using: str) -> TaskRecord:
     """INSERT a new record with every concrete field, as ``save()`` would."""
     connection = connections[using]
     fields = _meta.concrete_fields
-    params = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    params = [_prep_field(field, field.pre_save(record, True), connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.alias, connection.vendor), params)
     record._state.adding = False
@@ -77,10 +77,10 @@ def claim_returning(
         row = cursor.fetchone()
     if row is None:
         return None
-    values = [
-        _convert(value, converters, connection)
-        for value, converters in zip(row, _converters(connection.alias), strict=True)
-    ]
+    values = list(row)
+    for index, converters in _converters(connection.alias):
+        for converter, expression in converters:
+            values[index] = converter(values[index], expression, connection)
     return TaskRecord.from_db(using, _attnames(), values)
 
 
@@ -100,13 +100,28 @@ def can_return(using: str) -> bool:
 
 
 def _prep(name: str, value: Any, connection: Any) -> Any:
-    return _meta.get_field(name).get_db_prep_save(value, connection)
+    return _prep_field(_meta.get_field(name), value, connection)
 
 
-def _convert(value: Any, converters: list[tuple[Converter, Any]], connection: Any) -> Any:
-    for converter, expression in converters:
-        value = converter(value, expression, connection)
-    return value
+def _prep_field(field: Any, value: Any, connection: Any) -> Any:
+    # A str, int or bool for a plain text, integer or boolean column goes to the
+    # database as it is: the field would return it unchanged.
+    if type(field) in _PLAIN_FIELDS and (value is None or type(value) in _PLAIN_VALUES):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+_PLAIN_VALUES = frozenset({str, int, bool})
+_PLAIN_FIELDS = frozenset(
+    {
+        models.CharField,
+        models.TextField,
+        models.IntegerField,
+        models.BigIntegerField,
+        models.PositiveIntegerField,
+        models.BooleanField,
+    }
+)
 
 
 @functools.cache
@@ -115,14 +130,18 @@ def _attnames() -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _converters(alias: str) -> list[list[tuple[Converter, Any]]]:
-    """Per column, what the ORM applies to a value read: the backend's, then the field's."""
+def _converters(alias: str) -> list[tuple[int, list[tuple[Converter, Any]]]]:
+    """What the ORM applies to a value read, the backend's then the field's, by column.
+
+    Only the columns that have converters are listed.
+    """
     connection = connections[alias]
     result = []
-    for field in _meta.concrete_fields:
+    for index, field in enumerate(_meta.concrete_fields):
         column = field.get_col(_meta.db_table)
         found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        result.append([(converter, column) for converter in found])
+        if found:
+            result.append((index, [(converter, column) for converter in found]))
     return result
 
 
