@@ -81,10 +81,16 @@ def run(record_id: str) -> str:
 
 @shared_task(name="boogie_tasks.spawn", ignore_result=True)
 def spawn(
-    task_name: str, content_type_id: int, object_id: str, args: list[Any], kwargs: dict[str, Any]
+    task_name: str,
+    content_type_id: int,
+    object_id: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: dict[str, Any] | None = None,
 ) -> str:
     """One firing of a recurring run (``fn.every()``): a new record, sent to a worker."""
-    return str(registry.get(task_name).spawn(content_type_id, object_id, args, kwargs).pk)
+    task = registry.get(task_name)
+    return str(task.spawn(content_type_id, object_id, args, kwargs, options).pk)
 
 
 @shared_task(name="boogie_tasks.dispatch", ignore_result=True)

@@ -29,6 +29,9 @@ R = TypeVar("R")
 
 __all__ = ["Task", "task"]
 
+# The using() options a recurring entry keeps (besides the owner).
+_KEPT_OPTIONS = ("queue", "priority", "on_broker_error")
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Task(Generic[P, R]):
@@ -120,10 +123,16 @@ class Task(Generic[P, R]):
             "args": fields["args"],
             "kwargs": fields["kwargs"],
         }
-        entry, _ = PeriodicTask.objects.get_or_create(
+        if overrides := self._overrides():
+            spawn["options"] = overrides
+        entry, created = PeriodicTask.objects.get_or_create(
             name=f"{prefix}{digest}",
             defaults={"task": SPAWN_NAME, kind: row, "kwargs": json.dumps(spawn)},
         )
+        if not created and json.loads(entry.kwargs or "{}") != spawn:
+            # The same recurring run asked for again with other using() options: the last wins.
+            entry.kwargs = json.dumps(spawn)
+            entry.save(update_fields=["kwargs"])
         return entry
 
     def periodic(self, obj: models.Model | None = None) -> models.QuerySet[Any]:
@@ -143,10 +152,19 @@ class Task(Generic[P, R]):
         )
 
     def spawn(
-        self, content_type_id: int, object_id: str, args: list[Any], kwargs: dict[str, Any]
+        self,
+        content_type_id: int,
+        object_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        options: dict[str, Any] | None = None,
     ) -> TaskRecord:
-        """Make and send one run of a recurring entry (``boogie_tasks.spawn`` calls it)."""
-        return self._queue(self._fields(content_type_id, object_id, args, kwargs))
+        """Make and send one run of a recurring entry (``boogie_tasks.spawn`` calls it).
+
+        ``options`` are those of the ``using()`` copy that made the entry.
+        """
+        task = self._with_overrides(options or {})
+        return task._queue(task._fields(content_type_id, object_id, args, kwargs))
 
     def paused(self, *args: P.args, **kwargs: P.kwargs) -> TaskRecord:
         """Record the run as PAUSED; ``record.run()`` or ``record.enqueue()`` starts it."""
@@ -207,6 +225,29 @@ class Task(Generic[P, R]):
         return dataclasses.replace(self, **changes)
 
     # Internals
+
+    def _overrides(self) -> dict[str, Any]:
+        """What a ``using()`` copy changed, as JSON, to keep in a recurring entry."""
+        base = registry.get(self.name)
+        overrides: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in _KEPT_OPTIONS
+            if getattr(self, name) != getattr(base, name)
+        }
+        if self.owner is not None and self.owner != base.owner:
+            overrides["owner_id"] = self.owner.pk
+        return overrides
+
+    def _with_overrides(self, overrides: dict[str, Any]) -> Task[P, R]:
+        """This task with the options a recurring entry kept; a deleted owner is dropped."""
+        changes = {k: v for k, v in overrides.items() if k in _KEPT_OPTIONS}
+        if overrides.get("owner_id") is not None:
+            from django.contrib.auth import get_user_model
+
+            changes["owner"] = (
+                get_user_model()._default_manager.filter(pk=overrides["owner_id"]).first()
+            )
+        return dataclasses.replace(self, **changes) if changes else self
 
     def _create(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], status: str, **fields: Any

@@ -69,3 +69,30 @@ def test_a_unique_task_skips_a_firing_while_the_last_one_runs(book):
     entry = tasks.only_one.every("* * * * *", book)
     kwargs = json.loads(entry.kwargs)
     assert spawn(**kwargs) == spawn(**kwargs)
+
+
+def test_a_using_copy_keeps_its_options_in_the_entry(book, django_user_model):
+    alice = django_user_model.objects.create(username="alice")
+    entry = tasks.describe.using(queue="other", priority=4, owner=alice).every(
+        "* * * * *", book, "!"
+    )
+    record = tasks.describe.tasks(book).get(pk=spawn(**json.loads(entry.kwargs)))
+    assert (record.queue, record.priority, record.owner_id) == ("other", 4, alice.pk)
+    # Asked for again with other options: the same entry, the last options.
+    assert tasks.describe.using(queue="celery").every("* * * * *", book, "!") == entry
+    entry.refresh_from_db()
+    record = tasks.describe.tasks(book).get(pk=spawn(**json.loads(entry.kwargs)))
+    assert (record.queue, record.priority, record.owner_id) == ("celery", None, None)
+
+
+def test_a_recurring_run_whose_owner_was_deleted_has_no_owner(book, django_user_model):
+    bob = django_user_model.objects.create(username="bob")
+    entry = tasks.describe.using(owner=bob).every("* * * * *", book)
+    bob.delete()
+    record = tasks.describe.tasks(book).get(pk=spawn(**json.loads(entry.kwargs)))
+    assert record.owner_id is None and record.status == TaskStatus.READY
+
+
+def test_entries_of_the_decorated_task_carry_no_options(book):
+    entry = tasks.describe.every("* * * * *", book)
+    assert "options" not in json.loads(entry.kwargs)
