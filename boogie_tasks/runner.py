@@ -88,9 +88,14 @@ def spawn(
     kwargs: dict[str, Any],
     options: dict[str, Any] | None = None,
 ) -> str:
-    """One firing of a recurring run (``fn.every()``): a new record, sent to a worker."""
+    """One firing of a recurring run (``fn.every()``): a new record, sent to a worker.
+
+    ``options`` are those of the ``using()`` copy that made the entry.
+    """
+    from boogie_tasks import recurring
+
     task = registry.get(task_name)
-    return str(task.spawn(content_type_id, object_id, args, kwargs, options).pk)
+    return str(recurring.spawn(task, content_type_id, object_id, args, kwargs, options).pk)
 
 
 @shared_task(name="boogie_tasks.dispatch", ignore_result=True)
