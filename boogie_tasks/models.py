@@ -223,9 +223,9 @@ class TaskRecord(models.Model):
 
     def enqueue(self) -> TaskRecord:
         """Send a paused record to a worker once the current transaction commits."""
-        from boogie_tasks import runner
+        from boogie_tasks import publishing
 
-        return runner.enqueue(self)
+        return publishing.enqueue(self)
 
     def cancel(self, terminate: bool = False) -> bool:
         """Cancel the record: at once if it has not started, cooperatively if running.

@@ -67,7 +67,7 @@ def retry(record: TaskRecord) -> TaskRecord:
         InvalidState: the record is not finished, or an unfinished record of the
             same unique task exists.
     """
-    from boogie_tasks.runner import publish_on_commit
+    from boogie_tasks.publishing import publish_on_commit
 
     registry.get(record.task_name)  # an unknown task could never run: refuse now
     if not record.is_finished:

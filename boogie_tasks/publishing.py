@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 
 from boogie_tasks.conf import settings
+from boogie_tasks.exceptions import InvalidState
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.signals import send, task_enqueued, task_finished
 from boogie_tasks.status import TaskStatus
@@ -79,3 +81,34 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
                 error=error, queued_at=None
             )
         return False
+
+
+def enqueue(record: TaskRecord) -> TaskRecord:
+    """Move a paused (or scheduled) record to READY, due now, and publish it after commit."""
+    moved = TaskRecord.objects.filter(
+        pk=record.pk, status__in=[TaskStatus.PAUSED, TaskStatus.SCHEDULED]
+    ).update(status=TaskStatus.READY, run_at=None, queued_at=timezone.now())
+    if not moved:
+        record.refresh_from_db(fields=["status"])
+        raise InvalidState(
+            f"{record.task_name} record {record.pk} is {record.status}; only a "
+            "PAUSED or SCHEDULED record can be enqueued"
+        )
+    record.status, record.run_at = TaskStatus.READY, None
+    publish_on_commit(record)
+    return record
+
+
+def publish_on_commit(record: TaskRecord) -> None:
+    """Publish the record's message once the current transaction commits.
+
+    A broker failure follows the record's own policy (``options["on_broker_error"]``).
+    """
+    if connection.in_atomic_block:
+        record._uncommitted = True  # type: ignore[attr-defined]
+
+    def committed() -> None:
+        record._uncommitted = False  # type: ignore[attr-defined]
+        publish(record)
+
+    transaction.on_commit(committed, robust=True)

@@ -123,7 +123,7 @@ def insert(
 
 def queue(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord:
     """INSERT the record READY and publish it after commit (unless unique found one)."""
-    from boogie_tasks.runner import publish_on_commit
+    from boogie_tasks.publishing import publish_on_commit
 
     record, created = insert(task, fields, TaskStatus.READY, queued_at=timezone.now())
     if created:
