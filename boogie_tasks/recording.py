@@ -60,7 +60,7 @@ def fields(
     json_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     """The record's fields for checked arguments (also used by recurring runs)."""
-    args_hash = digest(json.dumps([json_args, json_kwargs], sort_keys=True))
+    args_hash = digest(json.dumps(_by_name(task, json_args, json_kwargs), sort_keys=True))
     unique_key = None
     if task.unique:
         parts = [task.name, str(content_type_id), object_id]
@@ -88,6 +88,21 @@ def fields(
         "max_attempts": task.retries + 1,
         "options": options,
     }
+
+
+def _by_name(task: Task[Any, Any], json_args: list[Any], json_kwargs: dict[str, Any]) -> Any:
+    """The arguments by parameter name: ``f(obj, 1)`` and ``f(obj, n=1)`` are one call.
+
+    Defaults are not filled in. Arguments that no longer fit the signature (a
+    recurring entry made before the function changed) are hashed as they are.
+    """
+    try:
+        bound = task.signature.bind(None, *json_args, **json_kwargs)
+    except TypeError:
+        return [json_args, json_kwargs]
+    arguments = dict(bound.arguments)
+    arguments.pop(next(iter(task.signature.parameters)))
+    return arguments
 
 
 def create(

@@ -109,7 +109,7 @@ def test_unique_inside_a_transaction_keeps_it_usable(book):
 
 def test_unique_by_args(book):
     a = tasks.one_per_args.paused(book, "a")
-    assert tasks.one_per_args.paused(book, note="a").pk != a.pk  # kwargs differ from args
+    assert tasks.one_per_args.paused(book, note="a").pk == a.pk  # the same call, by name
     assert tasks.one_per_args.paused(book, "a").pk == a.pk
     assert tasks.one_per_args.paused(book, "b").pk != a.pk
 
@@ -190,3 +190,13 @@ def test_a_retried_attempt_starts_its_progress_afresh(book, tmp_path):
     record.refresh_from_db()
     assert record.status == TaskStatus.SCHEDULED
     assert (record.progress_current, record.progress_total) == (0, None)
+
+
+def test_the_arguments_hash_is_by_parameter_name(book):
+    positional = tasks.describe.paused(book, "x")
+    keyword = tasks.describe.paused(book, suffix="x")
+    assert positional.args == ["x"] and keyword.kwargs == {"suffix": "x"}  # stored as given
+    assert positional.args_hash == keyword.args_hash
+    assert tasks.describe.paused(book, "y").args_hash != positional.args_hash
+    # Defaults are not filled in: no argument is another call than the default given.
+    assert tasks.describe.paused(book).args_hash != tasks.describe.paused(book, "").args_hash
