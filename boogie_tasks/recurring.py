@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -94,14 +93,14 @@ def _overrides(task: Task[Any, Any]) -> dict[str, Any]:
 
 
 def _with_overrides(task: Task[Any, Any], overrides: dict[str, Any]) -> Task[Any, Any]:
-    """The task with the options an entry kept; an owner deleted since is dropped."""
+    """The task with the options an entry kept, through ``using()``; a deleted owner is dropped."""
     changes = {name: value for name, value in overrides.items() if name in KEPT_OPTIONS}
     if overrides.get("owner_id") is not None:
         from django.contrib.auth import get_user_model
 
         users = get_user_model()._default_manager
         changes["owner"] = users.filter(pk=overrides["owner_id"]).first()
-    return dataclasses.replace(task, **changes) if changes else task
+    return task.using(**changes) if changes else task
 
 
 def _prefix(name: str, content_type_id: int, object_id: str) -> str:

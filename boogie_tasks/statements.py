@@ -20,7 +20,7 @@ from django.db import connections, models
 
 from boogie_tasks.models import TaskRecord
 
-__all__ = ["claim_returning", "insert", "update_fenced"]
+__all__ = ["can_return", "claim_returning", "insert", "update_fenced"]
 
 _meta = TaskRecord._meta
 Converter = Callable[[Any, Any, Any], Any]
@@ -85,15 +85,21 @@ def claim_returning(
 
 
 def can_return(using: str) -> bool:
-    """Whether the database runs ``UPDATE ... RETURNING`` (PostgreSQL; SQLite 3.35+)."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
+    """Whether the database runs ``UPDATE ... RETURNING`` (PostgreSQL; SQLite 3.35+).
+
+    Not Django's ``can_return_columns_from_insert``: MariaDB returns from an
+    INSERT but not from an UPDATE.
+    """
+    return _returns(connections[using].vendor)
+
+
+@functools.cache
+def _returns(vendor: str) -> bool:
+    if vendor == "sqlite":
         import sqlite3
 
         return sqlite3.sqlite_version_info >= (3, 35)
-    return False
+    return vendor == "postgresql"
 
 
 # Values in, values out
