@@ -131,7 +131,11 @@ def _lost() -> int:
     for row in stale.filter(attempts__lt=F("max_attempts")).order_by("heartbeat_at")[:BATCH]:
         # One conditional UPDATE each (lost runs are few): the history entry goes with it.
         entry = {"attempt": row.attempts, "error": error, "at": now.isoformat()}
-        if stale.filter(pk=row.pk, attempts=row.attempts).update(
+        still_lost = TaskRecord.objects.fenced(
+            row.pk, status=TaskStatus.RUNNING, heartbeat_at__lt=cutoff,
+            cancel_requested=False, attempts=row.attempts,
+        )  # fmt: skip
+        if still_lost.update(
             status=TaskStatus.SCHEDULED, run_at=now, error=error, history=[*row.history, entry]
         ):
             retried.append(row)

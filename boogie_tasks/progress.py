@@ -93,8 +93,8 @@ class ProgressWriter:
         from boogie_tasks.models import TaskRecord
         from boogie_tasks.status import TaskStatus
 
-        return TaskRecord.objects.filter(
-            pk=self.record_id, status=TaskStatus.RUNNING, attempts=self.attempts
+        return TaskRecord.objects.fenced(
+            self.record_id, status=TaskStatus.RUNNING, attempts=self.attempts
         )
 
     def beat(self, now: Any) -> None:

@@ -69,7 +69,7 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
             except Exception:
                 pass  # recorded on the record by run_here, and logged there
         elif policy == "fail":
-            if TaskRecord.objects.filter(pk=record.pk, status=TaskStatus.READY).update(
+            if TaskRecord.objects.fenced(record.pk, status=TaskStatus.READY).update(
                 status=TaskStatus.FAILED, error=error, finished_at=timezone.now()
             ):
                 record.status, record.error = TaskStatus.FAILED, error
@@ -77,7 +77,7 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
         else:
             # Written down so the admin says why it waits (the claim clears it), and
             # marked never published, so the dispatcher's next tick publishes it again.
-            TaskRecord.objects.filter(pk=record.pk, status=TaskStatus.READY).update(
+            TaskRecord.objects.fenced(record.pk, status=TaskStatus.READY).update(
                 error=error, queued_at=None
             )
         return False
@@ -85,8 +85,8 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
 
 def enqueue(record: TaskRecord) -> TaskRecord:
     """Move a paused (or scheduled) record to READY, due now, and publish it after commit."""
-    moved = TaskRecord.objects.filter(
-        pk=record.pk, status__in=[TaskStatus.PAUSED, TaskStatus.SCHEDULED]
+    moved = TaskRecord.objects.fenced(
+        record.pk, status__in=[TaskStatus.PAUSED, TaskStatus.SCHEDULED]
     ).update(status=TaskStatus.READY, run_at=None, queued_at=timezone.now())
     if not moved:
         record.refresh_from_db(fields=["status"])

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import BooleanField, Case, Q, Value, When
 
 from boogie_tasks.status import TaskStatus
 
@@ -60,6 +61,21 @@ class TaskRecordQuerySet(_Base):
     def unfinished(self) -> TaskRecordQuerySet:
         """Records not yet in a final state."""
         return self.exclude(status__in=list(TaskStatus.final()))
+
+    def fenced(self, pk: Any, *args: Q, **conditions: Any) -> TaskRecordQuerySet:
+        """The record ``pk``, only while the conditions hold: the filter of a fenced write.
+
+        The record is found by its primary key alone. The conditions are wrapped
+        in ``CASE``, which no index matches: on a bare ``status = 'RUNNING'``,
+        PostgreSQL may pick an index on status when its statistics say few records
+        run, and then read every running record to find this one.
+        """
+        held = Case(
+            When(Q(*args, **conditions), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        return self.filter(held, pk=pk)
 
     def newest_first(self) -> TaskRecordQuerySet:
         """Order by creation, newest first (the id breaks ties: it is time-ordered)."""

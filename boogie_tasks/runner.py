@@ -142,11 +142,10 @@ def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) ->
         return statements.claim_returning(
             using, record_id, statuses, now if due_only else None, values
         )
-    pending = TaskRecord.objects.filter(
-        pk=record_id, status__in=statuses, attempts__lt=F("max_attempts")
+    due = Q(run_at__isnull=True) | Q(run_at__lte=now) if due_only else Q()
+    pending = TaskRecord.objects.fenced(
+        record_id, due, status__in=statuses, attempts__lt=F("max_attempts")
     )
-    if due_only:
-        pending = pending.filter(Q(run_at__isnull=True) | Q(run_at__lte=now))
     if not pending.update(attempts=F("attempts") + 1, **values):
         return None
     return TaskRecord.objects.get(pk=record_id)
@@ -343,13 +342,13 @@ def cancel(record: TaskRecord, terminate: bool = False) -> bool:
     to kill the worker process running it (the message's id is the record's).
     """
     now = timezone.now()
-    if TaskRecord.objects.filter(pk=record.pk, status__in=list(TaskStatus.waiting())).update(
+    if TaskRecord.objects.fenced(record.pk, status__in=list(TaskStatus.waiting())).update(
         status=TaskStatus.CANCELED, finished_at=now
     ):
         record.status, record.finished_at = TaskStatus.CANCELED, now
         send(task_finished, record=record, status=record.status)
         return True
-    running = TaskRecord.objects.filter(pk=record.pk, status=TaskStatus.RUNNING)
+    running = TaskRecord.objects.fenced(record.pk, status=TaskStatus.RUNNING)
     if terminate:
         # Final first: whatever the killed run would still write is fenced out.
         asked = running.update(status=TaskStatus.CANCELED, cancel_requested=True, finished_at=now)

@@ -8,6 +8,12 @@ the rows read and written are exactly those the ORM would read and write.
 
 Like ``QuerySet.update()`` and ``bulk_create()``, these send no ``pre_save``
 or ``post_save`` signals; boogie_tasks' own signals say what happened.
+
+The claim and the finish find their row by primary key alone: their other
+conditions (status, attempts, due) are wrapped in ``CASE``, which no index
+matches. Left bare, PostgreSQL may pick an index on ``status`` instead, when
+its statistics say few records are READY or RUNNING, and then read every
+waiting record to find one: O(backlog) per run (``_unindexed`` below).
 """
 
 from __future__ import annotations
@@ -170,11 +176,21 @@ def _insert_sql(alias: str, vendor: str) -> str:
     return f"INSERT INTO {quote(_meta.db_table)} ({columns}) VALUES ({marks})"
 
 
+def _unindexed(conditions: Sequence[str]) -> str:
+    """``conditions`` ANDed in a form no index matches, for a row found by primary key.
+
+    The result is the same as the bare conditions (none of them is ever NULL).
+    """
+    return f"CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END = 1"
+
+
 @functools.lru_cache(maxsize=64)
-def _update_sql(alias: str, vendor: str, names: tuple[str, ...], fence: tuple[str, ...]) -> str:
+def _update_sql(alias: str, vendor: str, names: tuple[str, ...], fenced: tuple[str, ...]) -> str:
     quote = _quote(alias)
     assignments = ", ".join(f"{quote(_column(name))} = %s" for name in names)
-    where = " AND ".join(f"{quote(_column(name))} = %s" for name in ("id", *fence))
+    where = f"{quote(_column('id'))} = %s"
+    if fenced:
+        where += " AND " + _unindexed([f"{quote(_column(name))} = %s" for name in fenced])
     return f"UPDATE {quote(_meta.db_table)} SET {assignments} WHERE {where}"
 
 
@@ -186,17 +202,16 @@ def _claim_sql(
     attempts = quote(_column("attempts"))
     assignments = [f"{attempts} = {attempts} + 1"]
     assignments += [f"{quote(_column(name))} = %s" for name in names]
-    where = [
-        f"{quote(_column('id'))} = %s",
+    conditions = [
         f"{quote(_column('status'))} IN ({', '.join(['%s'] * statuses)})",
         # The cap: a task that kills its own process cannot be started for ever.
         f"{attempts} < {quote(_column('max_attempts'))}",
     ]
     if due_only:
         run_at = quote(_column("run_at"))
-        where.append(f"({run_at} IS NULL OR {run_at} <= %s)")
+        conditions.append(f"({run_at} IS NULL OR {run_at} <= %s)")
     returning = ", ".join(quote(field.column) for field in _meta.concrete_fields)
     return (
         f"UPDATE {quote(_meta.db_table)} SET {', '.join(assignments)} "
-        f"WHERE {' AND '.join(where)} RETURNING {returning}"
+        f"WHERE {quote(_column('id'))} = %s AND {_unindexed(conditions)} RETURNING {returning}"
     )
