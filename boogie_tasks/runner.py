@@ -165,7 +165,7 @@ def load_object(record: TaskRecord) -> models.Model:
         )
     try:
         # The base manager, as Django uses for related objects: no custom filtering.
-        return model._base_manager.get(pk=record.object_id)
+        return statements.get_object(model, record.object_id, router.db_for_read(model))
     except model.DoesNotExist:
         raise ObjectDeleted(
             f"{model._meta.label} with pk={record.object_id!r} no longer exists "

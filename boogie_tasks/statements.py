@@ -1,10 +1,11 @@
 """The statements on every run's path, built once and sent on a plain cursor.
 
-Each run costs one INSERT in the caller and a claim and a finishing UPDATE in
-the worker. Through the ORM each of them is compiled afresh, which costs more
-CPU than the database spends on it; here the SQL text of each shape is built
-once per process, and the values are prepared by the fields themselves, so
-the rows read and written are exactly those the ORM would read and write.
+Each run costs one INSERT in the caller, and in the worker a claim, the fetch
+of the task's object and a finishing UPDATE. Through the ORM each of them is
+compiled afresh, which costs more CPU than the database spends on it; here
+the SQL text of each shape is built once per process, and the values are
+prepared and read by the fields themselves, so the rows read and written are
+exactly those the ORM would read and write.
 
 Like ``QuerySet.update()`` and ``bulk_create()``, these send no ``pre_save``
 or ``post_save`` signals; boogie_tasks' own signals say what happened.
@@ -26,7 +27,7 @@ from django.db import connections, models
 
 from boogie_tasks.models import TaskRecord
 
-__all__ = ["can_return", "claim_returning", "insert", "update_fenced"]
+__all__ = ["can_return", "claim_returning", "get_object", "insert", "update_fenced"]
 
 _meta = TaskRecord._meta
 Converter = Callable[[Any, Any, Any], Any]
@@ -83,11 +84,28 @@ def claim_returning(
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for index, converters in _converters(connection.alias):
-        for converter, expression in converters:
-            values[index] = converter(values[index], expression, connection)
-    return TaskRecord.from_db(using, _attnames(), values)
+    return _from_row(TaskRecord, row, connection)
+
+
+def get_object(model: type[models.Model], pk: Any, using: str) -> models.Model:
+    """``model._base_manager.db_manager(using).get(pk=pk)``, with SQL built once per model.
+
+    For a model whose row lives in one table and whose base manager is Django's
+    own; any other (multi-table inheritance, a proxy, a ``base_manager_name``, a
+    composite primary key) goes through the ORM. Raises ``model.DoesNotExist``,
+    and what the primary key field raises for a value it cannot take.
+    """
+    meta = model._meta
+    if not _plain(model):
+        return model._base_manager.db_manager(using).get(pk=pk)
+    connection = connections[using]
+    value = meta.pk.get_db_prep_value(pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_select_sql(connection.alias, connection.vendor, model), [value])
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(f"{meta.object_name} matching query does not exist.")
+    return _from_row(model, row, connection)
 
 
 def can_return(using: str) -> bool:
@@ -136,21 +154,43 @@ _PLAIN_FIELDS = frozenset(
 )
 
 
+def _from_row(model: type[models.Model], row: Sequence[Any], connection: Any) -> Any:
+    """The instance the ORM would make of a row of every concrete field, in order."""
+    values = list(row)
+    for index, converters in _converters(connection.alias, connection.vendor, model):
+        for converter, expression in converters:
+            values[index] = converter(values[index], expression, connection)
+    return model.from_db(connection.alias, _attnames(model), values)
+
+
 @functools.cache
-def _attnames() -> list[str]:
-    return [field.attname for field in _meta.concrete_fields]
+def _plain(model: type[models.Model]) -> bool:
+    meta = model._meta
+    return not (
+        meta.parents
+        or meta.proxy
+        or meta.base_manager_name
+        or getattr(meta, "is_composite_pk", False)  # Django 5.2+
+    )
 
 
-@functools.lru_cache(maxsize=8)
-def _converters(alias: str) -> list[tuple[int, list[tuple[Converter, Any]]]]:
+@functools.cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+@functools.lru_cache(maxsize=256)
+def _converters(
+    alias: str, vendor: str, model: type[models.Model]
+) -> list[tuple[int, list[tuple[Converter, Any]]]]:
     """What the ORM applies to a value read, the backend's then the field's, by column.
 
     Only the columns that have converters are listed.
     """
     connection = connections[alias]
     result = []
-    for index, field in enumerate(_meta.concrete_fields):
-        column = field.get_col(_meta.db_table)
+    for index, field in enumerate(model._meta.concrete_fields):
+        column = field.get_col(model._meta.db_table)
         found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
         if found:
             result.append((index, [(converter, column) for converter in found]))
@@ -182,6 +222,14 @@ def _unindexed(conditions: Sequence[str]) -> str:
     The result is the same as the bare conditions (none of them is ever NULL).
     """
     return f"CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END = 1"
+
+
+@functools.lru_cache(maxsize=256)
+def _select_sql(alias: str, vendor: str, model: type[models.Model]) -> str:
+    quote = _quote(alias)
+    meta = model._meta
+    columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
 
 
 @functools.lru_cache(maxsize=64)

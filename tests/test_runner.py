@@ -10,12 +10,13 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boogie_tasks import TaskStatus, progress
+from boogie_tasks import TaskStatus, progress, statements
 from boogie_tasks.exceptions import InvalidState, ObjectDeleted, UnknownTask
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter
 from boogie_tasks.runner import claim, finish, run
 from tests.testapp import tasks
+from tests.testapp.models import Novel
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +99,37 @@ def test_records_written_and_claimed_on_a_cursor_read_back_as_the_orm_reads_them
         assert value == getattr(stored, field.attname), field.name
         assert type(value) is type(getattr(stored, field.attname)), field.name
     assert not claimed._state.adding and claimed._state.db == "default"
+
+
+def test_the_object_is_fetched_as_the_orm_fetches_it(any_object):
+    """get_object() skips the ORM's compiler: the instance must still be the ORM's."""
+    model = type(any_object)
+    fetched = statements.get_object(model, str(any_object.pk), "default")
+    expected = model._base_manager.get(pk=any_object.pk)
+    assert type(fetched) is model and fetched == expected
+    for field in model._meta.concrete_fields:
+        value = getattr(fetched, field.attname)
+        assert value == getattr(expected, field.attname), field.name
+        assert type(value) is type(getattr(expected, field.attname)), field.name
+    assert not fetched._state.adding and fetched._state.db == "default"
+    model.objects.filter(pk=any_object.pk).delete()
+    with pytest.raises(model.DoesNotExist):
+        statements.get_object(model, str(any_object.pk), "default")
+
+
+def test_an_object_spanning_two_tables_is_fetched_through_the_orm(db):
+    novel = Novel.objects.create(title="Emma", pages=7, genre="comedy")
+    with CaptureQueriesContext(connection) as queries:
+        fetched = statements.get_object(Novel, str(novel.pk), "default")
+    assert (type(fetched), fetched.title, fetched.pages, fetched.genre) == (
+        Novel, "Emma", 7, "comedy",
+    )  # fmt: skip
+    assert "INNER JOIN" in queries.captured_queries[0]["sql"]
+
+
+def test_a_primary_key_the_field_cannot_take_is_refused_as_by_the_orm(book):
+    with pytest.raises(ValueError, match="expected a number"):
+        statements.get_object(type(book), "not-a-number", "default")
 
 
 def test_finish_is_fenced_by_attempts(book):

@@ -26,3 +26,9 @@ class Tag(models.Model):
     """A string primary key."""
 
     slug = models.CharField(primary_key=True, max_length=50)
+
+
+class Novel(Book):
+    """Multi-table inheritance: its row spans two tables."""
+
+    genre = models.CharField(max_length=50, blank=True)
