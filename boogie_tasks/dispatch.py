@@ -69,13 +69,14 @@ def _take(pending: TaskRecordQuerySet, order: str, **changes: Any) -> list[TaskR
 
 
 def _publish_all(rows: list[TaskRecord], now: datetime.datetime) -> None:
-    from boogie_tasks.publishing import publish
+    from boogie_tasks.publishing import publish_many
 
-    for row in rows:
-        # A run due before the next tick goes now, with its time as the ETA: the
-        # worker starts it on time, and the claim refuses it before run_at.
-        # Always "retry" here: the outbox must never fail or run a record on a tick.
-        publish(row, "retry", eta=row.run_at if row.run_at and row.run_at > now else None)
+    # A run due before the next tick goes now, with its time as the ETA: the
+    # worker starts it on time, and the claim refuses it before run_at.
+    # Always "retry" here: the outbox must never fail or run a record on a tick.
+    publish_many(
+        rows, "retry", eta=lambda row: row.run_at if row.run_at and row.run_at > now else None
+    )
 
 
 def _due() -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from boogie_tasks.conf import settings
@@ -15,6 +17,9 @@ from boogie_tasks.signals import send, task_enqueued, task_finished
 from boogie_tasks.status import TaskStatus
 
 logger = logging.getLogger("boogie_tasks")
+
+# Messages sent in one round trip by ``publish_many`` (kombu 5.7+ on Redis).
+BATCH_SIZE = 500
 
 
 def message_options(record: TaskRecord, eta: Any = None) -> dict[str, Any]:
@@ -83,6 +88,55 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
         return False
 
 
+def publish_many(
+    records: Sequence[TaskRecord],
+    on_broker_error: str | None = None,
+    eta: Callable[[TaskRecord], Any] | None = None,
+) -> int:
+    """Publish several records' messages with one producer; return how many left.
+
+    Where the transport can, each ``BATCH_SIZE`` messages go in one round trip
+    (kombu 5.7's ``Producer.batch()``: one Redis pipeline); elsewhere they are
+    sent one by one on that producer. When a batch fails, its records are
+    published again one by one by ``publish()``, with its retries and the
+    broker-error policy: a message that did leave is then sent twice, and its
+    second run is dropped by the claim.
+    """
+    from boogie_tasks.runner import run
+
+    if len(records) == 1 or run.app.conf.task_always_eager:
+        return sum(
+            publish(record, on_broker_error, eta(record) if eta else None) for record in records
+        )
+    sent = 0
+    for start in range(0, len(records), BATCH_SIZE):
+        chunk = records[start : start + BATCH_SIZE]
+        try:
+            with run.app.producer_or_acquire() as producer:
+                with _batch(producer):
+                    for record in chunk:
+                        options = message_options(record, eta(record) if eta else None)
+                        run.apply_async(args=[str(record.pk)], producer=producer, **options)
+        except Exception:
+            logger.warning(
+                "batch publish failed records=%s: publishing them one by one",
+                len(chunk), exc_info=True,
+            )  # fmt: skip
+            sent += sum(
+                publish(record, on_broker_error, eta(record) if eta else None) for record in chunk
+            )
+            continue
+        for record in chunk:
+            send(task_enqueued, record=record)
+        sent += len(chunk)
+    return sent
+
+
+def _batch(producer: Any) -> Any:
+    batch = getattr(producer, "batch", None)  # kombu 5.7+
+    return batch(max_size=BATCH_SIZE) if batch is not None else nullcontext()
+
+
 def enqueue(record: TaskRecord) -> TaskRecord:
     """Move a paused (or scheduled) record to READY, due now, and publish it after commit."""
     moved = TaskRecord.objects.fenced(
@@ -103,12 +157,46 @@ def publish_on_commit(record: TaskRecord) -> None:
     """Publish the record's message once the current transaction commits.
 
     A broker failure follows the record's own policy (``options["on_broker_error"]``).
+    Records queued one after another in one transaction (and savepoint) share
+    one ``on_commit`` callback, which publishes them together: the order of
+    the callbacks, and what a savepoint's rollback discards, stay as with one
+    callback each.
     """
-    if connection.in_atomic_block:
-        record._uncommitted = True  # type: ignore[attr-defined]
-
-    def committed() -> None:
-        record._uncommitted = False  # type: ignore[attr-defined]
+    using = router.db_for_write(TaskRecord)
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
         publish(record)
+        return
+    record._uncommitted = True  # type: ignore[attr-defined]
+    batch = _open_batch(connection)
+    if batch is None:
+        batch = _OnCommitBatch()
+        transaction.on_commit(batch, using=using, robust=True)
+    batch.records.append(record)
 
-    transaction.on_commit(committed, robust=True)
+
+class _OnCommitBatch:
+    """The records of one ``on_commit`` callback, published when it runs."""
+
+    def __init__(self) -> None:
+        self.records: list[TaskRecord] = []
+
+    def __call__(self) -> None:
+        for record in self.records:
+            record._uncommitted = False  # type: ignore[attr-defined]
+        publish_many(self.records)
+
+
+def _open_batch(connection: Any) -> _OnCommitBatch | None:
+    """Our callback if it is the last one registered, in the current savepoint.
+
+    Reads Django's list of callbacks, ``(savepoint ids, callback, robust)``
+    since Django 4.2; should that change, each record gets its own callback.
+    """
+    try:
+        savepoints, callback, _robust = connection.run_on_commit[-1]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    if isinstance(callback, _OnCommitBatch) and savepoints == set(connection.savepoint_ids):
+        return callback
+    return None

@@ -129,3 +129,103 @@ def test_always_eager_runs_the_record_when_the_transaction_commits(book):
         assert autocommit.status == TaskStatus.SUCCESSFUL
     finally:
         app.conf.task_always_eager = False
+
+
+# One transaction, many records: one callback, published together
+
+
+def _ids(connection, queue, count):
+    return [_take(connection, queue).headers["id"] for _ in range(count)]
+
+
+def test_records_of_one_transaction_share_one_callback_and_keep_their_order(memory_broker, book):
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        records = [tasks.describe.delayed(book, str(n)) for n in range(3)]
+        assert len(connection.run_on_commit) == 1
+    assert _ids(memory_broker, "celery", 3) == [str(record.pk) for record in records]
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_records(memory_broker, book):
+    from django.db import transaction
+
+    with transaction.atomic():
+        first = tasks.describe.delayed(book, "1")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            tasks.describe.delayed(book, "gone")
+            raise RuntimeError
+        last = tasks.describe.delayed(book, "3")
+    assert _ids(memory_broker, "celery", 2) == [str(first.pk), str(last.pk)]
+    assert TaskRecord.objects.count() == 2
+    with pytest.raises(Exception):  # nothing else was sent  # noqa: B017
+        _take(memory_broker, "celery")
+
+
+def test_callbacks_registered_in_between_run_in_their_place(memory_broker, book):
+    from django.db import transaction
+
+    from boogie_tasks.signals import task_enqueued
+
+    events = []
+
+    def enqueued(record, **kwargs):
+        events.append(record.args[0])
+
+    task_enqueued.connect(enqueued)
+    try:
+        with transaction.atomic():
+            tasks.describe.delayed(book, "a")
+            transaction.on_commit(lambda: events.append("theirs"))
+            tasks.describe.delayed(book, "b")
+            tasks.describe.delayed(book, "c")
+    finally:
+        task_enqueued.disconnect(enqueued)
+    assert events == ["a", "theirs", "b", "c"]
+
+
+@override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=0)
+def test_broker_down_at_commit_applies_each_records_policy(broker_down, book):
+    from django.db import transaction
+
+    with transaction.atomic():
+        waiting = tasks.describe.delayed(book)
+        failed = tasks.describe.using(on_broker_error="fail").delayed(book)
+    waiting.refresh_from_db()
+    failed.refresh_from_db()
+    assert waiting.status == TaskStatus.READY and waiting.queued_at is None
+    assert waiting.error.startswith("BrokerUnavailable: ")
+    assert failed.status == TaskStatus.FAILED and failed.error.startswith("BrokerUnavailable: ")
+
+
+def test_on_redis_a_transactions_messages_leave_in_one_pipeline(book, monkeypatch):
+    """kombu 5.7's Producer.batch(): the messages of a commit go in one round trip."""
+    from django.db import transaction
+    from kombu.transport import redis as kombu_redis
+
+    from tests.servers import server_url
+
+    if not hasattr(kombu_redis, "PublishBatch"):
+        pytest.skip("kombu < 5.7 has no batch publishing")
+    url = server_url("BOOGIE_TEST_REDIS_URL")
+    flushes = []
+    flush = kombu_redis.PublishBatch.flush
+
+    def counted(self):
+        flushes.append(self._buffered)
+        return flush(self)
+
+    monkeypatch.setattr(kombu_redis.PublishBatch, "flush", counted)
+    use_broker(url)
+    queue = "boogie-batch-test"
+    try:
+        with Connection(url) as connection:
+            connection.default_channel.queue_purge(queue)
+            with transaction.atomic():
+                records = [
+                    tasks.describe.using(queue=queue).delayed(book, str(n)) for n in range(5)
+                ]
+            assert [n for n in flushes if n] == [5]
+            assert _ids(connection, queue, 5) == [str(record.pk) for record in records]
+    finally:
+        reset_broker()
