@@ -7,6 +7,11 @@ the SQL text of each shape is built once per process, and the values are
 prepared and read by the fields themselves, so the rows read and written are
 exactly those the ORM would read and write.
 
+Empty values (NULL, '', 0, false, [] and {}) are written into the SQL text,
+whose shape is cached, and only the others are sent as parameters: most of a
+record's columns are empty, and a parameter costs more to prepare and send
+than its place in a cached statement.
+
 Like ``QuerySet.update()`` and ``bulk_create()``, these send no ``pre_save``
 or ``post_save`` signals; boogie_tasks' own signals say what happened.
 
@@ -20,7 +25,7 @@ waiting record to find one: O(backlog) per run (``_unindexed`` below).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
@@ -36,10 +41,10 @@ Converter = Callable[[Any, Any, Any], Any]
 def insert(record: TaskRecord, using: str) -> TaskRecord:
     """INSERT a new record with every concrete field, as ``save()`` would."""
     connection = connections[using]
-    fields = _meta.concrete_fields
-    params = [_prep_field(field, field.pre_save(record, True), connection) for field in fields]
+    values = [field.pre_save(record, True) for field in _meta.concrete_fields]
+    literals, params = _split(_meta.concrete_fields, values, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection.alias, connection.vendor), params)
+        cursor.execute(_insert_sql(connection.alias, connection.vendor, literals), params)
     record._state.adding = False
     record._state.db = using
     return record
@@ -52,10 +57,12 @@ def update_fenced(using: str, pk: Any, fence: dict[str, Any], values: dict[str, 
     while the row is still as this process last left it.
     """
     connection = connections[using]
-    params = [_prep(name, value, connection) for name, value in values.items()]
+    fields = [_meta.get_field(name) for name in values]
+    literals, params = _split(fields, values.values(), connection)
     params.append(_prep("id", pk, connection))
     params.extend(_prep(name, value, connection) for name, value in fence.items())
-    sql = _update_sql(connection.alias, connection.vendor, tuple(values), tuple(fence))
+    names = tuple(values)
+    sql = _update_sql(connection.alias, connection.vendor, names, literals, tuple(fence))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -71,14 +78,16 @@ def claim_returning(
     must support ``UPDATE ... RETURNING`` (see ``can_return``).
     """
     connection = connections[using]
-    params = [_prep(name, value, connection) for name, value in values.items()]
+    fields = [_meta.get_field(name) for name in values]
+    literals, params = _split(fields, values.values(), connection)
     params.append(_prep("id", pk, connection))
     params.extend(statuses)
     if due_before is not None:
         params.append(_prep("run_at", due_before, connection))
     sql = _claim_sql(
-        connection.alias, connection.vendor, tuple(values), len(statuses), due_before is not None
-    )
+        connection.alias, connection.vendor, tuple(values), literals, len(statuses),
+        due_before is not None,
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -129,29 +138,66 @@ def _returns(vendor: str) -> bool:
 # Values in, values out
 
 
+def _split(
+    fields: Sequence[Any], values: Iterable[Any], connection: Any
+) -> tuple[tuple[str | None, ...], list[Any]]:
+    """Each value as SQL text when it is an empty one, else as a parameter.
+
+    Most columns of a record hold an empty value (NULL, '', 0, false, [] or
+    {}); written out in the SQL, whose text is cached per shape, they cost no
+    parameter to prepare and send. Returns the literal (or None) of each
+    value, and the parameters of the others.
+    """
+    literals, params = [], []
+    inline = connection.vendor in _INLINED
+    for field, value in zip(fields, values, strict=True):
+        literal = _literal(field, value, connection.vendor) if inline else None
+        literals.append(literal)
+        if literal is None:
+            params.append(_prep_field(field, value, connection))
+    return tuple(literals), params
+
+
+def _literal(field: Any, value: Any, vendor: str) -> str | None:
+    """The SQL text of the value the field would send, if it is an empty one; else None."""
+    if value is None:
+        return "NULL"  # every field of a record sends None as NULL
+    plain = _PLAIN.get(type(field))
+    if plain is type(value) and not value:
+        return "''" if plain is str else _FALSE[vendor] if plain is bool else "0"
+    if type(field) is models.JSONField and type(value) in (list, dict) and not value:
+        return "'[]'" if type(value) is list else "'{}'"
+    return None
+
+
+# The vendors whose literals are written out; any other gets parameters only.
+_INLINED = frozenset({"postgresql", "sqlite"})
+_FALSE = {"postgresql": "false", "sqlite": "0"}
+
+
 def _prep(name: str, value: Any, connection: Any) -> Any:
     return _prep_field(_meta.get_field(name), value, connection)
 
 
 def _prep_field(field: Any, value: Any, connection: Any) -> Any:
-    # A str, int or bool for a plain text, integer or boolean column goes to the
-    # database as it is: the field would return it unchanged.
-    if type(field) in _PLAIN_FIELDS and (value is None or type(value) in _PLAIN_VALUES):
+    # A str for a text column, an int for an integer one, a bool for a boolean
+    # one (or None for any of them) goes to the database as it is: the field
+    # would return it unchanged.
+    plain = _PLAIN.get(type(field))
+    if plain is not None and (value is None or type(value) is plain):
         return value
     return field.get_db_prep_save(value, connection)
 
 
-_PLAIN_VALUES = frozenset({str, int, bool})
-_PLAIN_FIELDS = frozenset(
-    {
-        models.CharField,
-        models.TextField,
-        models.IntegerField,
-        models.BigIntegerField,
-        models.PositiveIntegerField,
-        models.BooleanField,
-    }
-)
+# The plain fields, and the type of value each sends to the database unchanged.
+_PLAIN: dict[type, type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.BooleanField: bool,
+}
 
 
 def _from_row(model: type[models.Model], row: Sequence[Any], connection: Any) -> Any:
@@ -208,12 +254,21 @@ def _column(name: str) -> str:
     return _meta.get_field(name).column
 
 
-@functools.lru_cache(maxsize=8)
-def _insert_sql(alias: str, vendor: str) -> str:
+@functools.lru_cache(maxsize=64)
+def _insert_sql(alias: str, vendor: str, literals: tuple[str | None, ...]) -> str:
     quote = _quote(alias)
     columns = ", ".join(quote(field.column) for field in _meta.concrete_fields)
-    marks = ", ".join(["%s"] * len(_meta.concrete_fields))
+    marks = ", ".join("%s" if literal is None else literal for literal in literals)
     return f"INSERT INTO {quote(_meta.db_table)} ({columns}) VALUES ({marks})"
+
+
+def _assignments(
+    quote: Callable[[str], str], names: Sequence[str], literals: Sequence[Any]
+) -> list[str]:
+    return [
+        f"{quote(_column(name))} = {'%s' if literal is None else literal}"
+        for name, literal in zip(names, literals, strict=True)
+    ]
 
 
 def _unindexed(conditions: Sequence[str]) -> str:
@@ -232,24 +287,34 @@ def _select_sql(alias: str, vendor: str, model: type[models.Model]) -> str:
     return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
 
 
-@functools.lru_cache(maxsize=64)
-def _update_sql(alias: str, vendor: str, names: tuple[str, ...], fenced: tuple[str, ...]) -> str:
+@functools.lru_cache(maxsize=128)
+def _update_sql(
+    alias: str,
+    vendor: str,
+    names: tuple[str, ...],
+    literals: tuple[str | None, ...],
+    fenced: tuple[str, ...],
+) -> str:
     quote = _quote(alias)
-    assignments = ", ".join(f"{quote(_column(name))} = %s" for name in names)
+    assignments = ", ".join(_assignments(quote, names, literals))
     where = f"{quote(_column('id'))} = %s"
     if fenced:
         where += " AND " + _unindexed([f"{quote(_column(name))} = %s" for name in fenced])
     return f"UPDATE {quote(_meta.db_table)} SET {assignments} WHERE {where}"
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _claim_sql(
-    alias: str, vendor: str, names: tuple[str, ...], statuses: int, due_only: bool
+    alias: str,
+    vendor: str,
+    names: tuple[str, ...],
+    literals: tuple[str | None, ...],
+    statuses: int,
+    due_only: bool,
 ) -> str:
     quote = _quote(alias)
     attempts = quote(_column("attempts"))
-    assignments = [f"{attempts} = {attempts} + 1"]
-    assignments += [f"{quote(_column(name))} = %s" for name in names]
+    assignments = [f"{attempts} = {attempts} + 1", *_assignments(quote, names, literals)]
     conditions = [
         f"{quote(_column('status'))} IN ({', '.join(['%s'] * statuses)})",
         # The cap: a task that kills its own process cannot be started for ever.

@@ -101,6 +101,33 @@ def test_records_written_and_claimed_on_a_cursor_read_back_as_the_orm_reads_them
     assert not claimed._state.adding and claimed._state.db == "default"
 
 
+def test_only_empty_values_of_the_fields_type_are_written_out_in_the_sql():
+    from django.db import models
+
+    def literal(field, value):
+        return statements._literal(field, value, connection.vendor)
+
+    text, number, flag, data = (
+        models.CharField(), models.IntegerField(), models.BooleanField(), models.JSONField()
+    )  # fmt: skip
+    assert [literal(text, ""), literal(number, 0), literal(data, []), literal(data, {})] == [
+        "''", "0", "'[]'", "'{}'",
+    ]  # fmt: skip
+    assert literal(flag, False) in ("false", "0") and literal(text, None) == "NULL"
+    # Values that are not empty, or not of the type the field sends unchanged, are parameters.
+    for field, value in [(text, "x"), (text, 0), (number, ""), (number, False), (data, [0])]:
+        assert literal(field, value) is None, (field, value)
+
+
+def test_a_record_with_every_column_empty_or_not_reads_back_as_the_orm_reads_it(book):
+    record = tasks.describe.paused(book)
+    values = {"error": "", "traceback": "x", "progress_total": 0, "history": [], "result": {}}
+    assert statements.update_fenced("default", record.pk, {"status": "PAUSED"}, values) == 1
+    stored = TaskRecord.objects.get(pk=record.pk)
+    assert (stored.error, stored.traceback, stored.progress_total) == ("", "x", 0)
+    assert (stored.history, stored.result) == ([], {})
+
+
 def test_the_object_is_fetched_as_the_orm_fetches_it(any_object):
     """get_object() skips the ORM's compiler: the instance must still be the ORM's."""
     model = type(any_object)
