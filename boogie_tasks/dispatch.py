@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from boogie_tasks.conf import settings
@@ -122,20 +122,18 @@ def _lost() -> int:
         f"for over {settings.STALE_AFTER} s"
     )
     # A run asked to stop is not tried again when its worker goes away.
-    stale = TaskRecord.objects.running().filter(heartbeat_at__lt=cutoff)
+    quiet = Q(status=TaskStatus.RUNNING, heartbeat_at__lt=cutoff)
     canceled = _take(
-        stale.filter(cancel_requested=True), "heartbeat_at",
+        TaskRecord.objects.filter(quiet, cancel_requested=True), "heartbeat_at",
         status=TaskStatus.CANCELED, finished_at=now,
     )  # fmt: skip
-    stale = stale.filter(cancel_requested=False)
+    quiet &= Q(cancel_requested=False)
+    stale = TaskRecord.objects.filter(quiet)
     retried = []
     for row in stale.filter(attempts__lt=F("max_attempts")).order_by("heartbeat_at")[:BATCH]:
         # One conditional UPDATE each (lost runs are few): the history entry goes with it.
         entry = {"attempt": row.attempts, "error": error, "at": now.isoformat()}
-        still_lost = TaskRecord.objects.fenced(
-            row.pk, status=TaskStatus.RUNNING, heartbeat_at__lt=cutoff,
-            cancel_requested=False, attempts=row.attempts,
-        )  # fmt: skip
+        still_lost = TaskRecord.objects.fenced(row.pk, quiet, attempts=row.attempts)
         if still_lost.update(
             status=TaskStatus.SCHEDULED, run_at=now, error=error, history=[*row.history, entry]
         ):

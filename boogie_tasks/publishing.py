@@ -104,10 +104,14 @@ def publish_many(
     """
     from boogie_tasks.runner import run
 
+    def eta_of(record: TaskRecord) -> Any:
+        return eta(record) if eta else None
+
+    def one_by_one(records: Sequence[TaskRecord]) -> int:
+        return sum(publish(record, on_broker_error, eta_of(record)) for record in records)
+
     if len(records) == 1 or run.app.conf.task_always_eager:
-        return sum(
-            publish(record, on_broker_error, eta(record) if eta else None) for record in records
-        )
+        return one_by_one(records)
     sent = 0
     for start in range(0, len(records), BATCH_SIZE):
         chunk = records[start : start + BATCH_SIZE]
@@ -115,16 +119,14 @@ def publish_many(
             with run.app.producer_or_acquire() as producer:
                 with _batch(producer):
                     for record in chunk:
-                        options = message_options(record, eta(record) if eta else None)
+                        options = message_options(record, eta_of(record))
                         run.apply_async(args=[str(record.pk)], producer=producer, **options)
         except Exception:
             logger.warning(
                 "batch publish failed records=%s: publishing them one by one",
                 len(chunk), exc_info=True,
             )  # fmt: skip
-            sent += sum(
-                publish(record, on_broker_error, eta(record) if eta else None) for record in chunk
-            )
+            sent += one_by_one(chunk)
             continue
         for record in chunk:
             send(task_enqueued, record=record)

@@ -149,7 +149,7 @@ def _split(
     value, and the parameters of the others.
     """
     literals, params = [], []
-    inline = connection.vendor in _INLINED
+    inline = connection.vendor in _FALSE
     for field, value in zip(fields, values, strict=True):
         literal = _literal(field, value, connection.vendor) if inline else None
         literals.append(literal)
@@ -170,8 +170,8 @@ def _literal(field: Any, value: Any, vendor: str) -> str | None:
     return None
 
 
-# The vendors whose literals are written out; any other gets parameters only.
-_INLINED = frozenset({"postgresql", "sqlite"})
+# The vendors whose empty values are written out (any other gets parameters
+# only), with how each writes false.
 _FALSE = {"postgresql": "false", "sqlite": "0"}
 
 
