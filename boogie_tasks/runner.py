@@ -66,16 +66,18 @@ def run(record_id: str) -> str:
 
     Returns the final status, so that Celery's own log line tells how it went.
     """
-    record = claim(record_id, [TaskStatus.READY], due_only=True)
+    # The message carries only the record's id, and Celery's shadow name: the task's.
+    task_name = getattr(run.request, "shadow", None)
+    record, obj = _claim_due(record_id, task_name)
     early = _early_by(record_id) if record is None else None
     if early is not None:
         # An ETA message may fire a hair before run_at by this clock: wait, then claim.
         time.sleep(early)
-        record = claim(record_id, [TaskStatus.READY], due_only=True)
+        record, obj = _claim_due(record_id, task_name)
     if record is None:
         logger.info("dropped message record=%s: not ready, not due, or already claimed", record_id)
         return "DROPPED"
-    execute(record)
+    execute(record, obj=obj)
     return str(record.status)
 
 
@@ -120,14 +122,32 @@ def _early_by(record_id: Any, limit: float = 2.0) -> float | None:
     return early if 0 < early <= limit else None
 
 
-def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) -> TaskRecord | None:
-    """Move the record from one of ``statuses`` to RUNNING and return it, or None.
+# (database, task name) -> (content type id, model) of that task's last object in
+# this process: the claim of its next run reads an object of that model with it.
+_expected: dict[tuple[str, str], tuple[int, type[models.Model]]] = {}
 
-    One conditional UPDATE bumps ``attempts`` (the fencing token of the run);
-    where the database has ``UPDATE ... RETURNING`` the row comes back with it.
+
+def _claim_due(record_id: Any, task_name: str | None) -> tuple[TaskRecord | None, Any]:
+    """Claim a READY, due record for a worker's run; return it, and its object if read with it.
+
+    Where the task's last object in this process was of a model that
+    ``statements.claim_with_object`` can read, the claim reads the object in
+    the same statement: one round trip fewer. For a record of another model
+    (or whose object is gone) the object is None and ``execute`` fetches it.
     """
+    using = router.db_for_write(TaskRecord)
+    expected = _expected.get((using, task_name)) if task_name else None
+    if expected is None:
+        return claim(record_id, [TaskStatus.READY], due_only=True), None
     now = timezone.now()
-    values = {
+    content_type_id, model = expected
+    return statements.claim_with_object(
+        using, record_id, [TaskStatus.READY], now, _claim_values(now), content_type_id, model
+    )
+
+
+def _claim_values(now: datetime.datetime) -> dict[str, Any]:
+    return {
         "status": TaskStatus.RUNNING,
         "started_at": now,
         "heartbeat_at": now,
@@ -136,6 +156,16 @@ def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) ->
         "traceback": "",
         "cancel_requested": False,
     }
+
+
+def claim(record_id: Any, statuses: Iterable[str], *, due_only: bool = False) -> TaskRecord | None:
+    """Move the record from one of ``statuses`` to RUNNING and return it, or None.
+
+    One conditional UPDATE bumps ``attempts`` (the fencing token of the run);
+    where the database has ``UPDATE ... RETURNING`` the row comes back with it.
+    """
+    now = timezone.now()
+    values = _claim_values(now)
     statuses = list(statuses)
     using = router.db_for_write(TaskRecord)
     if statements.can_return(using):
@@ -163,6 +193,9 @@ def load_object(record: TaskRecord) -> models.Model:
             f"{record.task_name}: model {content_type.app_label}.{content_type.model} "
             "is no longer installed"
         )
+    using = router.db_for_write(TaskRecord)
+    if statements.can_claim_with_object(using, model):
+        _expected[using, record.task_name] = (record.content_type_id, model)
     try:
         # The base manager, as Django uses for related objects: no custom filtering.
         return statements.get_object(model, record.object_id, router.db_for_read(model))

@@ -32,7 +32,15 @@ from django.db import connections, models
 
 from boogie_tasks.models import TaskRecord
 
-__all__ = ["can_return", "claim_returning", "get_object", "insert", "update_fenced"]
+__all__ = [
+    "can_claim_with_object",
+    "can_return",
+    "claim_returning",
+    "claim_with_object",
+    "get_object",
+    "insert",
+    "update_fenced",
+]
 
 _meta = TaskRecord._meta
 Converter = Callable[[Any, Any, Any], Any]
@@ -78,22 +86,94 @@ def claim_returning(
     must support ``UPDATE ... RETURNING`` (see ``can_return``).
     """
     connection = connections[using]
-    fields = [_meta.get_field(name) for name in values]
-    literals, params = _split(fields, values.values(), connection)
-    params.append(_prep("id", pk, connection))
-    params.extend(statuses)
-    if due_before is not None:
-        params.append(_prep("run_at", due_before, connection))
-    sql = _claim_sql(
-        connection.alias, connection.vendor, tuple(values), literals, len(statuses),
-        due_before is not None,
-    )  # fmt: skip
+    shape, params = _claim_parts(connection, pk, statuses, due_before, values)
+    sql = _claim_sql(*shape)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
     return _from_row(TaskRecord, row, connection)
+
+
+def claim_with_object(
+    using: str,
+    pk: Any,
+    statuses: Sequence[str],
+    due_before: Any,
+    values: dict[str, Any],
+    content_type_id: int,
+    model: type[models.Model],
+) -> tuple[TaskRecord | None, models.Model | None]:
+    """``claim_returning`` and, in the same statement, the claimed record's object.
+
+    The object is read only if the record's content type is ``content_type_id``
+    (the model the caller expects, ``model``): ``WITH claimed AS (UPDATE ...
+    RETURNING ...) SELECT claimed.*, object.* FROM claimed LEFT JOIN <model's
+    table> ON <pk> = CASE WHEN <content type matches> THEN CAST(object_id AS
+    <pk type>) END``. Returns (record, object); (None, None) when the record
+    was not claimed; (record, None) when it is of another model, or its object
+    is gone, and the caller fetches it as usual. Only where
+    ``can_claim_with_object(using, model)``.
+    """
+    connection = connections[using]
+    shape, params = _claim_parts(connection, pk, statuses, due_before, values)
+    params.append(content_type_id)
+    sql = _claim_object_sql(shape, model)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    width = len(_meta.concrete_fields)
+    record = _from_row(TaskRecord, row[:width], connection)
+    if row[width + _pk_index(model)] is None:
+        return record, None
+    return record, _from_row(model, row[width:], connection)
+
+
+def _claim_parts(
+    connection: Any, pk: Any, statuses: Sequence[str], due_before: Any, values: dict[str, Any]
+) -> tuple[tuple[Any, ...], list[Any]]:
+    """The claim's shape (the arguments of ``_claim_sql``) and its parameters."""
+    fields = [_meta.get_field(name) for name in values]
+    literals, params = _split(fields, values.values(), connection)
+    params.append(_prep("id", pk, connection))
+    params.extend(statuses)
+    if due_before is not None:
+        params.append(_prep("run_at", due_before, connection))
+    shape = (
+        connection.alias, connection.vendor, tuple(values), literals, len(statuses),
+        due_before is not None, not connection.in_atomic_block,
+    )  # fmt: skip
+    return shape, params
+
+
+def can_claim_with_object(using: str, model: type[models.Model]) -> bool:
+    """Whether ``claim_with_object`` can read objects of ``model`` for records in ``using``.
+
+    PostgreSQL (an ``UPDATE`` in ``WITH``), the model read from the same
+    database, in one table, with a primary key of a type that ``object_id``
+    casts to (integers, UUIDs, text).
+    """
+    from django.db import router
+
+    return (
+        connections[using].vendor == "postgresql"
+        and router.db_for_read(model) == using
+        and _plain(model)
+        and model._meta.pk.get_internal_type() in _CASTABLE_PKS
+    )
+
+
+# The primary key types whose values object_id (str(pk)) casts back to.
+_CASTABLE_PKS = frozenset(
+    {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+        "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+        "PositiveSmallIntegerField", "UUIDField", "CharField", "TextField", "SlugField",
+    }
+)  # fmt: skip
 
 
 def get_object(model: type[models.Model], pk: Any, using: str) -> models.Model:
@@ -221,6 +301,11 @@ def _plain(model: type[models.Model]) -> bool:
 
 
 @functools.cache
+def _pk_index(model: type[models.Model]) -> int:
+    return model._meta.concrete_fields.index(model._meta.pk)
+
+
+@functools.cache
 def _attnames(model: type[models.Model]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
@@ -311,7 +396,20 @@ def _claim_sql(
     literals: tuple[str | None, ...],
     statuses: int,
     due_only: bool,
+    own_transaction: bool,
 ) -> str:
+    """The claim; in a transaction of its own, committed without waiting for the disk.
+
+    On PostgreSQL, a claim that is its own transaction (autocommit, as in a
+    worker) turns ``synchronous_commit`` off for that transaction alone
+    (``set_config(..., true)``). Its commit is visible to every other session
+    at once, so the fence holds as before; only its flush to disk is left to
+    the next synchronous commit, at the latest the run's finishing UPDATE,
+    which flushes the claim with it. A server crash in between can lose the
+    claim: the record is READY again and is published again, as a run whose
+    worker was lost would be tried again. In the caller's transaction the
+    setting would outlive the claim, so there the claim is written as it is.
+    """
     quote = _quote(alias)
     attempts = quote(_column("attempts"))
     assignments = [f"{attempts} = {attempts} + 1", *_assignments(quote, names, literals)]
@@ -323,8 +421,34 @@ def _claim_sql(
     if due_only:
         run_at = quote(_column("run_at"))
         conditions.append(f"({run_at} IS NULL OR {run_at} <= %s)")
-    returning = ", ".join(quote(field.column) for field in _meta.concrete_fields)
+    table = quote(_meta.db_table)
+    returning = ", ".join(f"{table}.{quote(field.column)}" for field in _meta.concrete_fields)
+    unflushed = ""
+    if own_transaction and vendor == "postgresql":
+        unflushed = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS boogie_claim "
     return (
-        f"UPDATE {quote(_meta.db_table)} SET {', '.join(assignments)} "
+        f"UPDATE {table} SET {', '.join(assignments)} {unflushed}"
         f"WHERE {quote(_column('id'))} = %s AND {_unindexed(conditions)} RETURNING {returning}"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_object_sql(shape: tuple[Any, ...], model: type[models.Model]) -> str:
+    """The claim of ``shape`` (see ``_claim_parts``), joined to the object it expects."""
+    connection = connections[shape[0]]
+    quote = connection.ops.quote_name
+    claim = _claim_sql(*shape)
+    meta = model._meta
+    columns = ", ".join(f"boogie_object.{quote(field.column)}" for field in meta.concrete_fields)
+    # CASE first: object_id is cast only for a record of this model, whose
+    # object_id is str() of a primary key of this type.
+    pk_type = meta.pk.cast_db_type(connection)
+    object_id = (
+        f"CASE WHEN claimed.{quote(_column('content_type'))} = %s "
+        f"THEN CAST(claimed.{quote(_column('object_id'))} AS {pk_type}) END"
+    )
+    return (
+        f"WITH claimed AS ({claim}) SELECT claimed.*, {columns} FROM claimed "
+        f"LEFT JOIN {quote(meta.db_table)} AS boogie_object "
+        f"ON boogie_object.{quote(meta.pk.column)} = {object_id}"
     )

@@ -94,3 +94,39 @@ def test_progress_and_cancel_writes_use_the_primary_key(backlog):
     assert len(plans) == 5  # cancel(running) tries the waiting statuses first
     for plan in plans:
         assert _by_primary_key(plan), plan
+
+
+def test_the_sweeps_read_the_partial_indexes_of_waiting_and_running_records(backlog):
+    """The dispatcher's reads of READY and RUNNING records go through their partial indexes."""
+    from boogie_tasks.dispatch import dispatch
+
+    with CaptureQueriesContext(connection) as queries:
+        dispatch()
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    plans = {}
+    with connection.cursor() as cursor:
+        for sql in selects:
+            cursor.execute("EXPLAIN " + sql)
+            plans[sql] = "\n".join(row[0] for row in cursor.fetchall())
+    used = "\n".join(plans.values())
+    assert "boogie_task_queued_idx" in used, plans
+    assert "boogie_task_heartbeat_idx" in used, plans
+
+
+def test_the_claim_that_reads_the_object_uses_both_primary_keys(backlog, book):
+    from django.contrib.contenttypes.models import ContentType
+
+    from boogie_tasks import runner, statements
+
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        claimed, fetched = statements.claim_with_object(
+            "default", backlog[0].pk, [TaskStatus.READY], now, runner._claim_values(now),
+            ContentType.objects.get_for_model(book).pk, type(book),
+        )  # fmt: skip
+    assert claimed is not None and fetched == book
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert _by_primary_key(plan), plan
+    assert f"Index Scan using {type(book)._meta.db_table}_pkey" in plan, plan

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boogie_tasks import TaskStatus, progress, statements
+from boogie_tasks import TaskStatus, progress, runner, statements
 from boogie_tasks.exceptions import InvalidState, ObjectDeleted, UnknownTask
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter
@@ -77,6 +77,36 @@ def test_claim_refuses_a_record_that_is_not_due(book):
     assert claim(record.pk, [TaskStatus.READY]) is not None
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's synchronous_commit")
+def test_a_claim_of_its_own_commits_without_waiting_for_the_disk_and_only_itself(book):
+    """In autocommit the claim turns synchronous_commit off for its own transaction only.
+
+    In the caller's transaction it must not: the setting would outlive the claim
+    and cover the caller's own writes.
+    """
+    record = tasks.describe.paused(book)
+    with CaptureQueriesContext(connection) as queries:
+        claimed = claim(record.pk, [TaskStatus.PAUSED])
+    assert claimed is not None and claimed.status == TaskStatus.RUNNING
+    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    # Committed and visible to every other session at once: the fence holds.
+    assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.RUNNING
+    assert claim(record.pk, [TaskStatus.PAUSED]) is None
+
+    other = tasks.describe.paused(book)
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            assert claim(other.pk, [TaskStatus.PAUSED]) is not None
+        assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+
+
 def test_claim_without_returning_gives_the_same_record(book, monkeypatch):
     monkeypatch.setattr("boogie_tasks.statements.can_return", lambda using: False)
     record = tasks.describe.paused(book, "y")
@@ -128,16 +158,22 @@ def test_a_record_with_every_column_empty_or_not_reads_back_as_the_orm_reads_it(
     assert (stored.history, stored.result) == ([], {})
 
 
-def test_the_object_is_fetched_as_the_orm_fetches_it(any_object):
-    """get_object() skips the ORM's compiler: the instance must still be the ORM's."""
-    model = type(any_object)
-    fetched = statements.get_object(model, str(any_object.pk), "default")
-    expected = model._base_manager.get(pk=any_object.pk)
+def _assert_read_as_the_orm_reads(fetched, obj):
+    """Every field of ``fetched`` has the value, and the type, the ORM reads for ``obj``."""
+    model = type(obj)
+    expected = model._base_manager.get(pk=obj.pk)
     assert type(fetched) is model and fetched == expected
     for field in model._meta.concrete_fields:
         value = getattr(fetched, field.attname)
         assert value == getattr(expected, field.attname), field.name
         assert type(value) is type(getattr(expected, field.attname)), field.name
+
+
+def test_the_object_is_fetched_as_the_orm_fetches_it(any_object):
+    """get_object() skips the ORM's compiler: the instance must still be the ORM's."""
+    model = type(any_object)
+    fetched = statements.get_object(model, str(any_object.pk), "default")
+    _assert_read_as_the_orm_reads(fetched, any_object)
     assert not fetched._state.adding and fetched._state.db == "default"
     model.objects.filter(pk=any_object.pk).delete()
     with pytest.raises(model.DoesNotExist):
@@ -152,6 +188,93 @@ def test_an_object_spanning_two_tables_is_fetched_through_the_orm(db):
         Novel, "Emma", 7, "comedy",
     )  # fmt: skip
     assert "INNER JOIN" in queries.captured_queries[0]["sql"]
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="an UPDATE in WITH (BOOGIE_TEST_DATABASE_URL)"
+)
+
+
+def _claim_with(record, model):
+    """Claim a PAUSED record, reading an object of ``model`` with it."""
+    from django.contrib.contenttypes.models import ContentType
+
+    now = timezone.now()
+    return statements.claim_with_object(
+        "default", record.pk, [TaskStatus.PAUSED], now, runner._claim_values(now),
+        ContentType.objects.get_for_model(model).pk, model,
+    )  # fmt: skip
+
+
+@postgresql_only
+def test_the_claim_reads_the_object_with_the_record_as_the_orm_reads_both(any_object):
+    model = type(any_object)
+    assert statements.can_claim_with_object("default", model)
+    record = tasks.describe.paused(any_object, "x")
+    with CaptureQueriesContext(connection) as queries:
+        claimed, fetched = _claim_with(record, model)
+    assert len(queries) == 1
+    stored = TaskRecord.objects.get(pk=record.pk)
+    assert (claimed.status, claimed.attempts, claimed.args) == (TaskStatus.RUNNING, 1, ["x"])
+    for field in TaskRecord._meta.concrete_fields:
+        assert getattr(claimed, field.attname) == getattr(stored, field.attname), field.name
+    _assert_read_as_the_orm_reads(fetched, any_object)
+    assert _claim_with(record, model) == (None, None)  # claimed once only
+
+
+@postgresql_only
+def test_a_record_of_another_model_is_claimed_without_its_object(any_object):
+    """The object_id of another model (a UUID, a slug) is never cast to the expected pk type."""
+    from tests.testapp.models import Book, Document
+
+    other = Document if type(any_object) is Book else Book
+    record = tasks.describe.paused(any_object)
+    claimed, fetched = _claim_with(record, other)
+    assert claimed is not None and claimed.status == TaskStatus.RUNNING and fetched is None
+
+
+@postgresql_only
+def test_a_record_whose_object_is_gone_is_claimed_without_it(book):
+    record = tasks.describe.paused(book)
+    type(book).objects.filter(pk=book.pk).delete()
+    claimed, fetched = _claim_with(record, type(book))
+    assert claimed is not None and claimed.status == TaskStatus.RUNNING and fetched is None
+
+
+def test_models_the_claim_cannot_read_with_the_record(db):
+    """Other databases' vendors, and models spanning two tables, are fetched apart."""
+    from tests.testapp.models import Book
+
+    assert not statements.can_claim_with_object("default", Novel)
+    assert statements.can_claim_with_object("default", Book) == (connection.vendor == "postgresql")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_runs_of_a_task_read_its_object_with_the_claim(book, tmp_path):
+    """In a worker (Celery's shadow name is the task's), from the second run on: two statements."""
+    marker, pk = tmp_path / "ran", str(book.pk)
+    runs = [tasks.describe.paused(book, marker=str(marker)) for _ in range(3)]
+    TaskRecord.objects.update(status=TaskStatus.READY)
+    run.push_request(shadow=tasks.describe.name)
+    try:
+        run(str(runs[0].pk))
+        with CaptureQueriesContext(connection) as queries:
+            run(str(runs[1].pk))
+        book.delete()  # the last run's object is gone: read apart, and the run fails
+        run(str(runs[2].pk))
+    finally:
+        run.pop_request()
+    statements_sent = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        assert statements_sent == ["WITH", "UPDATE"], queries.captured_queries
+    else:
+        assert statements_sent == ["UPDATE", "SELECT", "UPDATE"], queries.captured_queries
+    done = [TaskRecord.objects.get(pk=record.pk) for record in runs]
+    assert [record.status for record in done] == [
+        TaskStatus.SUCCESSFUL, TaskStatus.SUCCESSFUL, TaskStatus.FAILED,
+    ]  # fmt: skip
+    assert done[2].error.startswith("ObjectDeleted:"), done[2].error
+    assert marker.read_text().splitlines() == [pk, pk]
 
 
 def test_a_primary_key_the_field_cannot_take_is_refused_as_by_the_orm(book):

@@ -257,8 +257,14 @@ def count_queries(item: Item) -> dict[str, tuple[list[str], list[str]]]:
         TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY)
         if label == "first":
             ContentType.objects.clear_cache()  # as in a worker process of its own
-        with CaptureQueriesContext(connection) as worker:
-            boogie_tasks.runner.run(str(record.id))  # the Celery task, run in-process
+            boogie_tasks.runner._expected.clear()
+        # The Celery task, run in-process with the request a worker gives it.
+        boogie_tasks.runner.run.push_request(shadow=fetch_item.name)
+        try:
+            with CaptureQueriesContext(connection) as worker:
+                boogie_tasks.runner.run(str(record.id))
+        finally:
+            boogie_tasks.runner.run.pop_request()
         record.refresh_from_db()
         if record.status != TaskStatus.SUCCESSFUL:
             raise BenchmarkError(f"the in-process run ended {record.status}: {record.error}")

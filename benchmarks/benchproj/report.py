@@ -46,7 +46,8 @@ def print_queries(report: dict[str, tuple[list[str], list[str]]]) -> None:
     )
     print(
         f"  worker, boogie_tasks.run: {len(next_run)} "
-        f"({len(first_run)} on the first run of a process: ContentType lookup)"
+        f"({len(first_run)} on a process's first run of the task: ContentType lookup, "
+        "and the object fetched apart from the claim)"
     )
     for sql in next_enqueue + next_run:
         print("    " + _shorten(sql))
