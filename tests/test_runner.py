@@ -241,6 +241,26 @@ def test_a_record_whose_object_is_gone_is_claimed_without_it(book):
     assert claimed is not None and claimed.status == TaskStatus.RUNNING and fetched is None
 
 
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_an_object_id_the_expected_pk_cannot_take_fails_the_run_not_the_claim(book):
+    """A hand-written object_id that does not cast: the claim goes on without the object."""
+    primer = tasks.describe.paused(book)
+    broken = TaskRecord.objects.create(
+        task_name=tasks.describe.name, content_type_id=_content_type(book),
+        object_id="not-a-number", status=TaskStatus.READY,
+    )  # fmt: skip
+    TaskRecord.objects.filter(pk=primer.pk).update(status=TaskStatus.READY)
+    run.push_request(shadow=tasks.describe.name)
+    try:
+        assert run(str(primer.pk)) == TaskStatus.SUCCESSFUL  # the model is now expected
+        assert run(str(broken.pk)) == TaskStatus.FAILED
+    finally:
+        run.pop_request()
+    broken.refresh_from_db()
+    assert broken.attempts == 1 and "expected a number" in broken.error, broken.error
+
+
 def test_models_the_claim_cannot_read_with_the_record(db):
     """Other databases' vendors, and models spanning two tables, are fetched apart."""
     from tests.testapp.models import Book
