@@ -133,11 +133,29 @@ def check_targets(samples: list[Sample]) -> bool:
         )
         met = ratio >= least
         all_met &= met
+        rounds = ", ".join(f"{r:.2f}x" for r in round_ratios(samples, other, mode, caller, field))
         print(
             f"  {what:<24} boogie_tasks / {other}: {ratio:.2f}x "
-            f"(target >= {least}x): {'met' if met else 'NOT met'}"
+            f"(target >= {least}x): {'met' if met else 'NOT met'}; each round: {rounds}"
         )
     return all_met
+
+
+def round_ratios(
+    samples: list[Sample], other: str, mode: str, caller: str, what: str
+) -> list[float]:
+    """boogie_tasks' value over the other peer's, round by round (how far the noise goes)."""
+    ours = {
+        s.round: getattr(s, what)
+        for s in samples
+        if (s.peer, s.mode, s.caller) == (BOOGIE, mode, caller)
+    }
+    theirs = {
+        s.round: getattr(s, what)
+        for s in samples
+        if (s.peer, s.mode, s.caller) == (other, mode, caller)
+    }
+    return [ours[r] / theirs[r] for r in sorted(ours) if r in theirs]
 
 
 def print_environment(n: int, rounds: int) -> None:
