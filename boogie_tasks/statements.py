@@ -28,7 +28,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, router
 
 from boogie_tasks.models import TaskRecord
 
@@ -156,8 +156,6 @@ def can_claim_with_object(using: str, model: type[models.Model]) -> bool:
     database, in one table, with a primary key of a type that ``object_id``
     casts to (integers, UUIDs, text).
     """
-    from django.db import router
-
     return (
         connections[using].vendor == "postgresql"
         and router.db_for_read(model) == using
@@ -435,14 +433,14 @@ def _claim_sql(
 @functools.lru_cache(maxsize=64)
 def _claim_object_sql(shape: tuple[Any, ...], model: type[models.Model]) -> str:
     """The claim of ``shape`` (see ``_claim_parts``), joined to the object it expects."""
-    connection = connections[shape[0]]
-    quote = connection.ops.quote_name
+    alias = shape[0]
+    quote = _quote(alias)
     claim = _claim_sql(*shape)
     meta = model._meta
     columns = ", ".join(f"boogie_object.{quote(field.column)}" for field in meta.concrete_fields)
     # CASE first: object_id is cast only for a record of this model, whose
     # object_id is str() of a primary key of this type.
-    pk_type = meta.pk.cast_db_type(connection)
+    pk_type = meta.pk.cast_db_type(connections[alias])
     object_id = (
         f"CASE WHEN claimed.{quote(_column('content_type'))} = %s "
         f"THEN CAST(claimed.{quote(_column('object_id'))} AS {pk_type}) END"
