@@ -10,7 +10,7 @@ from django.utils import timezone
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.status import TaskStatus
 
-__all__ = ["run_pending"]
+__all__ = ["executed_sql", "run_pending"]
 
 
 def run_pending(task: Any = None, *, raise_errors: bool = False) -> list[TaskRecord]:
@@ -42,3 +42,28 @@ def run_pending(task: Any = None, *, raise_errors: bool = False) -> list[TaskRec
             # As a worker would: failures are recorded (and retried), not raised.
             run_here(record, reraise=raise_errors)
             done.append(record)
+
+
+def executed_sql(queries: Any) -> list[str]:
+    """The SQL each statement of a ``CaptureQueriesContext`` ran, in order.
+
+    On PostgreSQL outside a transaction, boogie_tasks sends a run's statements
+    as ``EXECUTE boogie_<kind>_<hash>(...)`` from their second use on a
+    session: for those, the prepared text is read from the session
+    (``pg_prepared_statements``). A ``PREPARE`` runs nothing and is left out.
+    """
+    texts = []
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        if sql.startswith("PREPARE boogie_"):
+            continue
+        if sql.startswith("EXECUTE boogie_"):
+            name = sql.split()[1].split("(")[0]
+            with queries.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT statement FROM pg_prepared_statements WHERE name = %s", [name]
+                )
+                (prepared,) = cursor.fetchone()
+            sql = prepared.split(" AS ", 1)[1]
+        texts.append(sql)
+    return texts

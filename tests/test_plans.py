@@ -130,3 +130,53 @@ def test_the_claim_that_reads_the_object_uses_both_primary_keys(backlog, book):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert _by_primary_key(plan), plan
     assert f"Index Scan using {type(book)._meta.db_table}_pkey" in plan, plan
+
+
+@pytest.fixture
+def generic_plans(monkeypatch):
+    """Statements prepared even in the test's transaction, and planned generically.
+
+    A prepared statement is planned for its parameters a few times, and then
+    for any parameters: the generic plan must find the record by primary key too.
+    """
+    from boogie_tasks import statements
+
+    class Seen(dict):  # every statement counts as used before: prepared at once
+        def get(self, name, default=None):
+            return super().get(name, False)
+
+    monkeypatch.setattr(statements, "_session", lambda connection: Seen())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # prepared statements outlive the transaction
+    statements._sessions.pop(connection.connection, None)
+
+
+def test_the_prepared_claim_and_finish_use_the_primary_keys_whatever_the_parameters(
+    backlog, book, generic_plans
+):
+    from django.contrib.contenttypes.models import ContentType
+
+    from boogie_tasks import runner, statements
+
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        claimed = claim(backlog[0].pk, [TaskStatus.READY], due_only=True)
+        writer = ProgressWriter(claimed.pk, claimed.attempts, claimed.task_name)
+        finish(claimed, TaskStatus.SUCCESSFUL, writer, result=1)
+        claimed, fetched = statements.claim_with_object(
+            "default", backlog[1].pk, [TaskStatus.READY], now, runner._claim_values(now),
+            ContentType.objects.get_for_model(book).pk, type(book),
+        )  # fmt: skip
+    assert claimed is not None and fetched == book
+    executed = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("EXECUTE")]
+    assert len(executed) == 3, queries.captured_queries
+    with connection.cursor() as cursor:
+        for sql in executed:
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert f"Index Scan using {TaskRecord._meta.db_table}_pkey" in plan, plan
+            assert "Index Cond: (id = $" in plan, plan  # generic: for any parameters
+    assert f"Index Scan using {type(book)._meta.db_table}_pkey" in plan, plan

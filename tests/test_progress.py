@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from boogie_tasks import TaskStatus, progress, task
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.runner import claim, execute
+from tests.sql import sent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +56,7 @@ def _run(fn, book, *args):
     with CaptureQueriesContext(connection) as queries:
         execute(claimed, obj=book)
     record.refresh_from_db()
-    writes = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    writes = [sql for sql in sent(queries) if sql.startswith("UPDATE")]
     return record, writes
 
 
@@ -78,7 +79,7 @@ def test_throttled_writes_fold_into_the_finish(book):
     # the total), then nothing until the finishing UPDATE carries the last values.
     record, writes = _run(stepwise, book, 1000, None)
     assert len(writes) == 2, writes
-    assert all("progress_current" in write["sql"] for write in writes)
+    assert all("progress_current" in write for write in writes)
     assert (record.status, record.progress_current, record.progress_total) == (
         TaskStatus.SUCCESSFUL,
         1000,

@@ -15,6 +15,7 @@ from boogie_tasks.exceptions import InvalidState, ObjectDeleted, UnknownTask
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter
 from boogie_tasks.runner import claim, finish, run
+from tests.sql import sent, verbs
 from tests.testapp import tasks
 from tests.testapp.models import Novel
 
@@ -33,11 +34,10 @@ def test_run_claims_runs_and_finishes_in_three_queries(book):
     )
     with CaptureQueriesContext(connection) as queries:
         run(str(record.pk))
-    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     expected = ["UPDATE", "SELECT", "UPDATE"]
     if connection.vendor not in ("postgresql", "sqlite"):
         expected = ["UPDATE", "SELECT", "SELECT", "UPDATE"]
-    assert statements == expected, queries.captured_queries
+    assert verbs(queries) == expected, queries.captured_queries
     record.refresh_from_db()
     assert record.status == TaskStatus.SUCCESSFUL and record.attempts == 1
 
@@ -89,7 +89,7 @@ def test_a_claim_of_its_own_commits_without_waiting_for_the_disk_and_only_itself
     with CaptureQueriesContext(connection) as queries:
         claimed = claim(record.pk, [TaskStatus.PAUSED])
     assert claimed is not None and claimed.status == TaskStatus.RUNNING
-    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
+    assert "set_config('synchronous_commit', 'off', true)" in sent(queries)[0]
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
@@ -101,7 +101,7 @@ def test_a_claim_of_its_own_commits_without_waiting_for_the_disk_and_only_itself
     with transaction.atomic():
         with CaptureQueriesContext(connection) as queries:
             assert claim(other.pk, [TaskStatus.PAUSED]) is not None
-        assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
+        assert "synchronous_commit" not in sent(queries)[0]
         with connection.cursor() as cursor:
             cursor.execute("SHOW synchronous_commit")
             assert cursor.fetchone()[0] == "on"
@@ -284,11 +284,10 @@ def test_a_workers_runs_of_a_task_read_its_object_with_the_claim(book, tmp_path)
         run(str(runs[2].pk))
     finally:
         run.pop_request()
-    statements_sent = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     if connection.vendor == "postgresql":
-        assert statements_sent == ["WITH", "UPDATE"], queries.captured_queries
+        assert verbs(queries) == ["WITH", "UPDATE"], queries.captured_queries
     else:
-        assert statements_sent == ["UPDATE", "SELECT", "UPDATE"], queries.captured_queries
+        assert verbs(queries) == ["UPDATE", "SELECT", "UPDATE"], queries.captured_queries
     done = [TaskRecord.objects.get(pk=record.pk) for record in runs]
     assert [record.status for record in done] == [
         TaskStatus.SUCCESSFUL, TaskStatus.SUCCESSFUL, TaskStatus.FAILED,

@@ -25,6 +25,7 @@ from benchproj.tasks import bare_fetch, dcr_fetch, fetch_item
 from benchproj.worker import BenchmarkError, Worker
 from boogie_tasks import TaskStatus
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.testing import executed_sql
 
 BARE, DCR, BOOGIE = "bare celery", "django-celery-results", "boogie_tasks"
 PAUSED = "paused"  # the mode of enqueue samples taken while the worker consumes nothing
@@ -268,6 +269,7 @@ def count_queries(item: Item) -> dict[str, tuple[list[str], list[str]]]:
         record.refresh_from_db()
         if record.status != TaskStatus.SUCCESSFUL:
             raise BenchmarkError(f"the in-process run ended {record.status}: {record.error}")
-        report[label] = ([q["sql"] for q in enqueue], [q["sql"] for q in worker])
+        # A statement prepared on this session reads as the text it runs.
+        report[label] = (executed_sql(enqueue), executed_sql(worker))
     reset_state()
     return report

@@ -39,7 +39,10 @@ TARGETS = [
 
 def print_queries(report: dict[str, tuple[list[str], list[str]]]) -> None:
     (first_enqueue, first_run), (next_enqueue, next_run) = report["first"], report["next"]
-    print("\nSQL queries of one boogie_tasks run (the runner called in-process):")
+    print(
+        "\nSQL queries of one boogie_tasks run (the runner called in-process; "
+        "a statement's PREPARE, once per session, not counted):"
+    )
     print(
         f"  caller, fn.delayed(obj): {len(next_enqueue)} "
         f"({len(first_enqueue)} on the first call of a process: ContentType lookup)"

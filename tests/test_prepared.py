@@ -1,0 +1,212 @@
+"""A run's statements as prepared statements: PostgreSQL, outside a transaction."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.db import DataError, connection, transaction
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from boogie_tasks import TaskStatus, runner, statements
+from boogie_tasks.models import TaskRecord
+from boogie_tasks.runner import claim, run
+from tests.sql import verbs
+from tests.testapp import tasks
+from tests.testapp.models import Book
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PREPARE and EXECUTE (BOOGIE_TEST_DATABASE_URL)"
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_session(monkeypatch):
+    """Each test starts and ends with nothing prepared and no miss counted.
+
+    The tests drop prepared statements behind the module's back: the next test
+    must not find them missing.
+    """
+    monkeypatch.setattr(statements, "_misses", {})
+    monkeypatch.setattr(runner, "_expected", {})  # the first run fetches its object apart
+    _forget()
+    yield
+    _forget()
+
+
+def _forget():
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        connection.connection.execute("DEALLOCATE ALL")
+        statements._sessions.pop(connection.connection, None)
+
+
+def _ready(book, n):
+    records = [tasks.describe.paused(book) for _ in range(n)]
+    TaskRecord.objects.filter(pk__in=[r.pk for r in records]).update(status=TaskStatus.READY)
+    return records
+
+
+def _runs(records):
+    """Run the records as a worker does (Celery's shadow name is the task's)."""
+    captured = []
+    run.push_request(shadow=tasks.describe.name)
+    try:
+        for record in records:
+            with CaptureQueriesContext(connection) as queries:
+                assert run(str(record.pk)) == TaskStatus.SUCCESSFUL
+            captured.append(queries)
+    finally:
+        run.pop_request()
+    return captured
+
+
+def _sql(queries):
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def _words(queries):
+    return [sql.split()[0] for sql in _sql(queries)]
+
+
+def _prepared_on_the_session():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_statements_are_prepared_at_their_second_use_on_a_session(book):
+    first, second, third, fourth = _runs(_ready(book, 4))
+    # The first run (no object expected yet): claim, object fetch, finish, each a first use.
+    assert _words(first) == ["UPDATE", "SELECT", "UPDATE"]
+    # The second claims with the object, a statement of its own; the finish is prepared.
+    assert _words(second) == ["WITH", "PREPARE", "EXECUTE"]
+    assert _words(third) == ["PREPARE", "EXECUTE", "EXECUTE"]
+    # From then on, two statements, parsed and planned once per session.
+    sent = _sql(fourth)
+    assert [sql.split("(")[0].rsplit("_", 1)[0] for sql in sent] == [
+        "EXECUTE boogie_claim", "EXECUTE boogie_update",
+    ]  # fmt: skip
+    assert verbs(fourth) == ["WITH", "UPDATE"]
+    assert {sql.split()[1].split("(")[0] for sql in sent} <= _prepared_on_the_session()
+
+    # A connection that lives for one task (Celery closes them, out of the box)
+    # never pays a PREPARE; a new session prepares again at the second use.
+    connection.close()
+    fifth, sixth = _runs(_ready(book, 2))
+    assert _words(fifth) == ["WITH", "UPDATE"]
+    assert _words(sixth) == ["PREPARE", "EXECUTE"] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_prepared_inside_a_transaction(book):
+    """A failed EXECUTE would break the caller's transaction: there, statements go as they are."""
+    records = [tasks.describe.paused(book) for _ in range(3)]
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            for record in records:
+                assert claim(record.pk, [TaskStatus.PAUSED]) is not None
+    assert verbs(queries) == ["UPDATE"] * 3
+    assert not any(sql.startswith(("PREPARE", "EXECUTE")) for sql in _sql(queries))
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@override_settings(BOOGIE_TASKS_PREPARED_STATEMENTS=False)
+def test_the_setting_turns_preparing_off(book):
+    first, second, third = _runs(_ready(book, 3))
+    assert _words(first) == ["UPDATE", "SELECT", "UPDATE"]
+    assert _words(second) == _words(third) == ["WITH", "UPDATE"]
+    assert not _prepared_on_the_session()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_the_session_lost_is_sent_as_it_is_then_prepared_again(book):
+    _runs(_ready(book, 3))
+    records = _ready(book, 2)
+    connection.connection.execute("DEALLOCATE ALL")  # as a pooler's DISCARD ALL would
+    lost, again = _runs(records)
+    # EXECUTE fails (changing nothing) and the claim is sent as it is; the session
+    # is taken to have lost every statement, so the finish is a first use again.
+    assert _words(lost) == ["EXECUTE", "WITH", "UPDATE"]
+    assert _words(again) == ["PREPARE", "EXECUTE"] * 2
+    assert statements._misses == {"default": 1}
+    assert TaskRecord.objects.filter(status=TaskStatus.SUCCESSFUL).count() == 5
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_name_the_session_holds_already_is_not_prepared_twice(book):
+    """Behind a pooler, another client may have prepared the same text on this session."""
+    _runs(_ready(book, 3))
+    held = _prepared_on_the_session()
+    records = _ready(book, 3)
+    statements._sessions.pop(connection.connection)  # as if this client had not prepared them
+    unknown, duplicated, known = _runs(records)
+    assert _words(unknown) == ["WITH", "UPDATE"]
+    assert _words(duplicated) == ["PREPARE", "WITH", "PREPARE", "UPDATE"]
+    assert _words(known) == ["EXECUTE", "EXECUTE"]
+    assert statements._misses == {"default": 2}
+    assert _prepared_on_the_session() == held
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_after_several_misses_the_process_stops_preparing_and_says_why(book, caplog):
+    """Each statement on another session (a pooler in transaction mode): prepare no more."""
+    _runs(_ready(book, 3))
+    caplog.set_level(logging.WARNING, logger="boogie_tasks")
+    for _ in range(statements.MAX_MISSES):
+        records = _ready(book, 2)
+        connection.connection.execute("DEALLOCATE ALL")
+        _runs(records)
+    assert statements._misses["default"] == statements.MAX_MISSES
+    (queries,) = _runs(_ready(book, 1))
+    assert _words(queries) == ["WITH", "UPDATE"]
+    said = [record.getMessage() for record in caplog.records]
+    warnings = [message for message in said if "prepared statements off" in message]
+    assert len(warnings) == 1 and "BOOGIE_TASKS_PREPARED_STATEMENTS" in warnings[0], warnings
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_planned_before_a_column_changed_is_planned_again(book):
+    """A migration of the object's table under a running worker: the next read still works."""
+    table = Book._meta.db_table
+    for _ in range(2):  # prepared at the second
+        assert statements.get_object(Book, str(book.pk), "default") == book
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "title" TYPE varchar(200)')
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert statements.get_object(Book, str(book.pk), "default").title == "Dune"
+        # "cached plan must not change result type": sent as it is, and dropped.
+        assert _words(queries) == ["EXECUTE", "DEALLOCATE", "SELECT"], _sql(queries)
+        assert statements._misses == {}  # not a pooler's doing
+        with CaptureQueriesContext(connection) as queries:
+            assert statements.get_object(Book, str(book.pk), "default").title == "Dune"
+        assert _words(queries) == ["PREPARE", "EXECUTE"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "title" TYPE varchar(100)')
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_an_error_of_the_statement_itself_is_raised_once(book):
+    """Only a prepared statement that is not as expected is sent again; a real error is not."""
+    sql = 'SELECT 1 FROM "boogie_tasks_taskrecord" WHERE "id" = %s::uuid'
+
+    def select(value):
+        with connection.cursor() as cursor:
+            statements._execute(connection, cursor, "select", sql, [value])
+
+    select("00000000-0000-0000-0000-000000000000")
+    with CaptureQueriesContext(connection) as queries:
+        with pytest.raises(DataError, match="invalid input syntax for type uuid"):
+            select("not-a-uuid")
+    assert _words(queries) == ["PREPARE", "EXECUTE"]
+    assert statements._misses == {}
