@@ -245,6 +245,11 @@ _MISSING, _DUPLICATE, _CHANGED = "26000", "42P05", "0A000"
 # there: a pooler in transaction mode hands each statement another session.
 MAX_MISSES = 3
 
+# The most statements prepared (or about to be) on one session; any others are
+# sent as they are. A run has few shapes of statement; this bounds what an odd
+# mix of empty and set values could leave on the server.
+MAX_STATEMENTS = 128
+
 # Per session (psycopg connection): the name of each statement used on it, and
 # whether it is prepared there.
 _sessions: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
@@ -262,13 +267,14 @@ def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence
     on a database, this process stops preparing there.
     """
     session = _session(connection)
-    if session is None:
+    if session is None or not _binds_on_client(type(getattr(cursor, "cursor", cursor))):
         cursor.execute(sql, params)
         return
     name, prepare, execute = _prepared(kind, sql)
     prepared = session.get(name)
     if prepared is None:
-        session[name] = False
+        if len(session) < MAX_STATEMENTS:
+            session[name] = False
         cursor.execute(sql, params)
         return
     try:
@@ -308,6 +314,23 @@ def _session(connection: Any) -> dict[str, bool] | None:
         return _sessions.setdefault(connection.connection, {})
     except TypeError:  # a driver connection that cannot be weakly referenced
         return None
+
+
+@functools.cache
+def _binds_on_client(cursor_class: type) -> bool:
+    """Whether the driver's cursor writes the parameters into the SQL text.
+
+    ``EXECUTE name(%s)`` needs it: a parameter sent apart ($1, psycopg's
+    server-side binding, ``OPTIONS={"server_side_binding": True}``) is
+    refused in a utility statement.
+    """
+    if cursor_class.__module__.startswith("psycopg2"):
+        return True
+    try:
+        from psycopg import ClientCursor
+    except ImportError:  # pragma: no cover - a PostgreSQL driver of another kind
+        return False
+    return issubclass(cursor_class, ClientCursor)
 
 
 @functools.lru_cache(maxsize=512)

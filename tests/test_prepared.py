@@ -210,3 +210,35 @@ def test_an_error_of_the_statement_itself_is_raised_once(book):
             select("not-a-uuid")
     assert _words(queries) == ["PREPARE", "EXECUTE"]
     assert statements._misses == {}
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_binds_on_the_server_prepares_nothing(book):
+    """``EXECUTE name($1)`` is refused: with server-side binding, statements go as they are."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True}}
+    other = DatabaseWrapper(settings, alias="default")
+    try:
+        for _ in range(3):
+            with other.cursor() as cursor:
+                sql = statements._select_sql("default", "postgresql", Book)
+                statements._execute(other, cursor, "select", sql, [book.pk])
+                assert cursor.fetchone()[0] == book.pk
+        with other.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        other.close()
+    assert statements._binds_on_client(type(connection.cursor().cursor))
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_session_holds_at_most_max_statements_of_ours(book, monkeypatch):
+    monkeypatch.setattr(statements, "MAX_STATEMENTS", 1)
+    first, second, third = _runs(_ready(book, 3))
+    # Only the first statement used on the session (the INSERT) is ever prepared.
+    assert _words(second) == _words(third) == ["WITH", "UPDATE"]
+    assert len(statements._sessions[connection.connection]) == 1
