@@ -146,6 +146,14 @@ def wait_status(record: TaskRecord, status: str, timeout: float = 20) -> None:
     record.refresh_from_db()
 
 
+def wait_marked(path: Path, objects: list[Book], timeout: float = 20) -> None:
+    """Wait until each object's body wrote to the marker file."""
+    deadline = time.monotonic() + timeout
+    while not all(marks(path)[str(obj.pk)] for obj in objects):
+        assert time.monotonic() < deadline, f"the bodies never wrote to {path}"
+        time.sleep(0.05)
+
+
 def marks(path: Path) -> Counter[str]:
     """How many times each object's body wrote to the marker file."""
     return Counter(path.read_text().splitlines()) if path.exists() else Counter()
@@ -215,6 +223,8 @@ def test_sigkill_of_a_worker_with_runs_in_flight(servers, tmp_path):
     waiting = [tasks.chaos_slow.delayed(obj, str(done), seconds=0.2) for obj in objects[2:]]
     wait_status(retried, TaskStatus.RUNNING)
     wait_status(lost, TaskStatus.RUNNING)
+    # RUNNING is written by the claim, before the body: kill once both bodies began.
+    wait_marked(Path(f"{done}.start"), [objects[0], objects[1]])
 
     killed = kill_worker(first)
     assert {int(r.worker.rsplit(":", 1)[1]) for r in (retried, lost)} <= set(killed)
