@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import DatabaseError, connections, models, router
+from django.db import DatabaseError, Error, connections, models, router
 
 from boogie_tasks.conf import settings
 from boogie_tasks.models import TaskRecord
@@ -236,15 +236,19 @@ def _returns(vendor: str) -> bool:
 # prepared it there. Only outside a transaction: a statement that fails there
 # changes nothing, and is simply sent again as it is.
 
-# SQLSTATEs of a prepared statement the session does not have as we thought:
-# not there (another session behind a pooler, DISCARD ALL), there already, or
-# planned for a table whose columns have changed since.
-_MISSING, _DUPLICATE, _CHANGED = "26000", "42P05", "0A000"
+# SQLSTATEs of a prepared statement the session does not hold as we thought:
+# not there (another session behind a pooler, DISCARD ALL), or there already.
+_MISSING, _DUPLICATE = "26000", "42P05"
+# Errors of an EXECUTE that a statement prepared before a migration changed its
+# table can raise where the statement sent as it is would not: its result or
+# parameter types are those of the old columns ("cached plan must not change
+# result type", a type mismatch, an int4 parameter for what is now a bigint).
+_STALE_CLASSES = ("42", "0A")
+_STALE = ("22003",)
 # How many times per database a session is found not holding what this process
-# prepared on it, or holding what it did not, before the process stops preparing
-# there: a pooler in transaction mode hands each statement another session.
+# prepared on it, before the process stops preparing there: a pooler in
+# transaction mode hands each statement another session.
 MAX_MISSES = 3
-
 # The most statements prepared (or about to be) on one session; any others are
 # sent as they are. A run has few shapes of statement; this bounds what an odd
 # mix of empty and set values could leave on the server.
@@ -254,16 +258,22 @@ MAX_STATEMENTS = 128
 # whether it is prepared there.
 _sessions: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 _misses: dict[str, int] = {}
+# Statements PostgreSQL refused to prepare (though it runs them): never prepared.
+_unpreparable: set[str] = set()
+# The text each name stands for, as prepared (``boogie_tasks.testing.executed_sql``).
+texts: dict[str, str] = {}
 
 
 def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence[Any]) -> None:
     """``cursor.execute(sql, params)``, as a prepared statement where it pays and is safe.
 
-    On PostgreSQL in autocommit, a statement's second use on a session
-    prepares it, and every use from then on is ``EXECUTE name(params)``; the
-    first is sent as it is, so a connection that lives for one task (Celery's
-    default) never pays a ``PREPARE``. When the session does not hold it as
-    expected, the statement is sent as it is; after ``MAX_MISSES`` such misses
+    On PostgreSQL with psycopg 3, in autocommit, a statement's second use on a
+    session prepares it, and every use from then on is ``EXECUTE
+    name(params)``; the first is sent as it is, so a connection that lives for
+    one task (Celery's default) never pays a ``PREPARE``. Where the prepared
+    statement fails as the statement itself would not (the session does not
+    hold it, or holds it planned for columns changed since), the statement is
+    sent as it is; after ``MAX_MISSES`` sessions found without their statements
     on a database, this process stops preparing there.
     """
     session = _session(connection)
@@ -272,33 +282,59 @@ def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence
         return
     name, prepare, execute = _prepared(kind, sql)
     prepared = session.get(name)
-    if prepared is None:
-        if len(session) < MAX_STATEMENTS:
+    if prepared is None or name in _unpreparable:
+        if prepared is None and len(session) < MAX_STATEMENTS:
             session[name] = False
         cursor.execute(sql, params)
         return
+    if not prepared and not _prepare(connection, cursor, session, name, prepare):
+        cursor.execute(sql, params)
+        return
     try:
-        if not prepared:
-            cursor.execute(prepare)
-            session[name] = True
         cursor.execute(execute, params)
     except DatabaseError as exc:
-        cause = exc.__cause__
-        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        if state not in (_MISSING, _DUPLICATE, _CHANGED):
-            raise
-        if state == _CHANGED:
-            # Planned before a migration changed the columns: planned again next time.
+        state = _sqlstate(exc)
+        if state == _MISSING:
+            session.clear()  # the session lost them all (DISCARD ALL), or is another one
+            session[name] = False
+            _missed(connection.alias, name, state)
+        elif state in _STALE or state[:2] in _STALE_CLASSES:
+            # Prepared before a migration changed the table: prepared again next time.
+            # A real error of the statement is raised by the statement itself, below.
             session[name] = False
             _deallocate(cursor, name)
         else:
-            if state == _MISSING:
-                session.clear()  # the session lost them all (DISCARD ALL), or is another one
-                session[name] = False
-            else:
-                session[name] = True  # the session holds it: prepared by another client
-            _missed(connection.alias, name, state)
+            raise
         cursor.execute(sql, params)
+
+
+def _prepare(
+    connection: Any, cursor: Any, session: dict[str, bool], name: str, prepare: str
+) -> bool:
+    """``PREPARE`` the statement on the session; False when it is to be sent as it is."""
+    try:
+        cursor.execute(prepare)
+    except DatabaseError as exc:
+        state = _sqlstate(exc)
+        if state == _DUPLICATE:
+            # Prepared by another client of the pooler: the same name is the same text.
+            session[name] = True
+        elif state[:2] == "42":
+            # One PostgreSQL runs but cannot prepare: never tried again here.
+            _unpreparable.add(name)
+            logger.warning(
+                "statement not prepared name=%s (SQLSTATE %s, %s): sent as it is",
+                name, state, exc,
+            )  # fmt: skip
+        # Any other error (a timeout, a lock, a lost connection) is the
+        # statement's to meet too: it is sent as it is, and prepared next time.
+        return False
+    session[name] = True
+    return True
+
+
+def _sqlstate(exc: DatabaseError) -> str:
+    return getattr(exc.__cause__, "sqlstate", None) or ""
 
 
 def _session(connection: Any) -> dict[str, bool] | None:
@@ -318,17 +354,15 @@ def _session(connection: Any) -> dict[str, bool] | None:
 
 @functools.cache
 def _binds_on_client(cursor_class: type) -> bool:
-    """Whether the driver's cursor writes the parameters into the SQL text.
+    """Whether the cursor is psycopg 3's, writing the parameters into the SQL text.
 
     ``EXECUTE name(%s)`` needs it: a parameter sent apart ($1, psycopg's
     server-side binding, ``OPTIONS={"server_side_binding": True}``) is
-    refused in a utility statement.
+    refused in a utility statement. psycopg2 would do, but is not tested.
     """
-    if cursor_class.__module__.startswith("psycopg2"):
-        return True
     try:
         from psycopg import ClientCursor
-    except ImportError:  # pragma: no cover - a PostgreSQL driver of another kind
+    except ImportError:  # psycopg2
         return False
     return issubclass(cursor_class, ClientCursor)
 
@@ -343,6 +377,7 @@ def _prepared(kind: str, sql: str) -> tuple[str, str, str]:
     pieces = sql.split("%s")
     body = pieces[0] + "".join(f"${number}{piece}" for number, piece in enumerate(pieces[1:], 1))
     body = body.replace("%%", "%")  # sent without parameters: nothing is unescaped
+    texts[name] = body
     execute = f"EXECUTE {name}"
     if len(pieces) > 1:
         execute += f"({', '.join(['%s'] * (len(pieces) - 1))})"
@@ -352,7 +387,7 @@ def _prepared(kind: str, sql: str) -> tuple[str, str, str]:
 def _deallocate(cursor: Any, name: str) -> None:
     try:
         cursor.execute(f"DEALLOCATE {name}")
-    except DatabaseError:
+    except Error:
         pass  # not there after all: nothing to drop
 
 
@@ -360,9 +395,9 @@ def _missed(alias: str, name: str, state: str) -> None:
     misses = _misses[alias] = _misses.get(alias, 0) + 1
     if misses == MAX_MISSES:
         logger.warning(
-            "prepared statements off database=%s: %s of them were not on the session "
-            "as expected (last %s, SQLSTATE %s); a connection pooler in transaction "
-            "mode? BOOGIE_TASKS_PREPARED_STATEMENTS = False turns them off",
+            "prepared statements off database=%s: %s sessions did not hold the "
+            "statements prepared on them (last %s, SQLSTATE %s); a connection pooler "
+            "in transaction mode? BOOGIE_TASKS_PREPARED_STATEMENTS = False turns them off",
             alias, misses, name, state,
         )  # fmt: skip
 

@@ -49,21 +49,19 @@ def executed_sql(queries: Any) -> list[str]:
 
     On PostgreSQL outside a transaction, boogie_tasks sends a run's statements
     as ``EXECUTE boogie_<kind>_<hash>(...)`` from their second use on a
-    session: for those, the prepared text is read from the session
-    (``pg_prepared_statements``). A ``PREPARE`` runs nothing and is left out.
+    session: for those, the text they stand for is given (with ``$1``, ``$2``
+    ... for the parameters). ``PREPARE`` and ``DEALLOCATE`` run nothing and are
+    left out. A prepared statement the session had lost is sent again as it
+    is: it shows twice.
     """
+    from boogie_tasks import statements
+
     texts = []
     for query in queries.captured_queries:
         sql = query["sql"]
-        if sql.startswith("PREPARE boogie_"):
+        if sql.startswith(("PREPARE boogie_", "DEALLOCATE boogie_")):
             continue
         if sql.startswith("EXECUTE boogie_"):
-            name = sql.split()[1].split("(")[0]
-            with queries.connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT statement FROM pg_prepared_statements WHERE name = %s", [name]
-                )
-                (prepared,) = cursor.fetchone()
-            sql = prepared.split(" AS ", 1)[1]
+            sql = statements.texts.get(sql.split()[1].split("(")[0], sql)
         texts.append(sql)
     return texts

@@ -29,6 +29,7 @@ def fresh_session(monkeypatch):
     must not find them missing.
     """
     monkeypatch.setattr(statements, "_misses", {})
+    monkeypatch.setattr(statements, "_unpreparable", set())
     monkeypatch.setattr(runner, "_expected", {})  # the first run fetches its object apart
     _forget()
     yield
@@ -59,6 +60,13 @@ def _runs(records):
     finally:
         run.pop_request()
     return captured
+
+
+def _send(kind, sql, params):
+    """Send one statement as boogie_tasks sends its own; return the cursor's first row."""
+    with connection.cursor() as cursor:
+        statements._execute(connection, cursor, kind, sql, params)
+        return cursor.fetchone() if cursor.description else cursor.rowcount
 
 
 def _sql(queries):
@@ -132,6 +140,7 @@ def test_a_statement_the_session_lost_is_sent_as_it_is_then_prepared_again(book)
     # EXECUTE fails (changing nothing) and the claim is sent as it is; the session
     # is taken to have lost every statement, so the finish is a first use again.
     assert _words(lost) == ["EXECUTE", "WITH", "UPDATE"]
+    assert verbs(lost) == ["WITH", "WITH", "UPDATE"]  # the failed EXECUTE, read as its text
     assert _words(again) == ["PREPARE", "EXECUTE"] * 2
     assert statements._misses == {"default": 1}
     assert TaskRecord.objects.filter(status=TaskStatus.SUCCESSFUL).count() == 5
@@ -149,7 +158,7 @@ def test_a_name_the_session_holds_already_is_not_prepared_twice(book):
     assert _words(unknown) == ["WITH", "UPDATE"]
     assert _words(duplicated) == ["PREPARE", "WITH", "PREPARE", "UPDATE"]
     assert _words(known) == ["EXECUTE", "EXECUTE"]
-    assert statements._misses == {"default": 2}
+    assert statements._misses == {}  # the same name is the same text: no harm
     assert _prepared_on_the_session() == held
 
 
@@ -199,15 +208,10 @@ def test_a_statement_planned_before_a_column_changed_is_planned_again(book):
 def test_an_error_of_the_statement_itself_is_raised_once(book):
     """Only a prepared statement that is not as expected is sent again; a real error is not."""
     sql = 'SELECT 1 FROM "boogie_tasks_taskrecord" WHERE "id" = %s::uuid'
-
-    def select(value):
-        with connection.cursor() as cursor:
-            statements._execute(connection, cursor, "select", sql, [value])
-
-    select("00000000-0000-0000-0000-000000000000")
+    _send("select", sql, ["00000000-0000-0000-0000-000000000000"])
     with CaptureQueriesContext(connection) as queries:
         with pytest.raises(DataError, match="invalid input syntax for type uuid"):
-            select("not-a-uuid")
+            _send("select", sql, ["not-a-uuid"])
     assert _words(queries) == ["PREPARE", "EXECUTE"]
     assert statements._misses == {}
 
@@ -242,3 +246,46 @@ def test_a_session_holds_at_most_max_statements_of_ours(book, monkeypatch):
     # Only the first statement used on the session (the INSERT) is ever prepared.
     assert _words(second) == _words(third) == ["WITH", "UPDATE"]
     assert len(statements._sessions[connection.connection]) == 1
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_postgresql_cannot_prepare_is_sent_as_it_is(caplog):
+    """A parameter whose type nothing says can be run with a literal, not prepared."""
+    sql = "SELECT pg_typeof(%s)::text || %s"
+    caplog.set_level(logging.WARNING, logger="boogie_tasks")
+    with CaptureQueriesContext(connection) as queries:
+        rows = [_send("select", sql, [value, value]) for value in "abc"]
+    assert rows == [("unknowna",), ("unknownb",), ("unknownc",)]
+    assert _words(queries) == ["SELECT", "PREPARE", "SELECT", "SELECT"]
+    said = [record.getMessage() for record in caplog.records]
+    assert len([m for m in said if "statement not prepared" in m]) == 1, said
+    assert statements._misses == {}
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_for_a_narrower_column_is_prepared_again(book):
+    """Its parameter took the old column's type: the value the new one takes fails EXECUTE."""
+    table = Book._meta.db_table
+    sql = f'UPDATE "{table}" SET "pages" = %s WHERE "id" = %s'
+
+    def write(pages):
+        return _send("update", sql, [pages, book.pk])
+
+    assert write(1) == write(2) == 1  # prepared at the second
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "pages" TYPE bigint')
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert write(3_000_000_000) == 1  # out of range for the prepared int4 parameter
+        assert _words(queries) == ["EXECUTE", "DEALLOCATE", "UPDATE"], _sql(queries)
+        with CaptureQueriesContext(connection) as queries:
+            assert write(4_000_000_000) == 1
+        assert _words(queries) == ["PREPARE", "EXECUTE"]
+        book.refresh_from_db()
+        assert book.pages == 4_000_000_000
+    finally:
+        Book.objects.filter(pk=book.pk).update(pages=1)
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "pages" TYPE integer')
