@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLISH_MAX_RETRIES": 2,
     # What .delayed() does when the broker cannot be reached: "retry", "run" or "fail".
     "ON_BROKER_ERROR": "retry",
-    # PostgreSQL: prepare the statements of every run once per database session.
+    # PostgreSQL: prepare a run's statements at their second use on a database session.
     "PREPARED_STATEMENTS": True,
 }
 

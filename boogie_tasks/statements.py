@@ -347,9 +347,12 @@ def _session(connection: Any) -> dict[str, bool] | None:
     ):
         return None
     try:
-        return _sessions.setdefault(connection.connection, {})
+        session = _sessions.get(connection.connection)
+        if session is None:
+            session = _sessions[connection.connection] = {}
     except TypeError:  # a driver connection that cannot be weakly referenced
         return None
+    return session
 
 
 @functools.cache
