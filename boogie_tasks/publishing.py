@@ -14,6 +14,7 @@ from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import InvalidState
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.signals import send, task_enqueued, task_finished
+from boogie_tasks.statements import InTransaction
 from boogie_tasks.status import TaskStatus
 
 logger = logging.getLogger("boogie_tasks")
@@ -24,11 +25,15 @@ BATCH_SIZE = 500
 
 def message_options(record: TaskRecord, eta: Any = None) -> dict[str, Any]:
     """Celery options of the record's message: its routing, as it was first sent."""
+    task_id = str(record.pk)
     options: dict[str, Any] = {
-        "task_id": str(record.pk),
+        "task_id": task_id,
         # Logs and monitors show the real task; task_routes for it apply.
         "shadow": record.task_name,
         "route_name": record.task_name,
+        # What Celery would write (its saferepr of the arguments), without its cost.
+        "argsrepr": repr([task_id]),
+        "kwargsrepr": "{}",
         "retry": True,
         "retry_policy": {
             "max_retries": int(settings.PUBLISH_MAX_RETRIES),
@@ -97,10 +102,13 @@ def publish_many(
 
     Where the transport can, each ``BATCH_SIZE`` messages go in one round trip
     (kombu 5.7's ``Producer.batch()``: one Redis pipeline); elsewhere they are
-    sent one by one on that producer. When a batch fails, its records are
-    published again one by one by ``publish()``, with its retries and the
-    broker-error policy: a message that did leave is then sent twice, and its
-    second run is dropped by the claim.
+    sent one by one on that producer. In a batch, only the first message of
+    each task name and ``queue`` declares its queue, as Celery declares it
+    for every message: the router sends the next ones of that name and queue
+    where it sent the first, on the same producer. When a batch fails, its
+    records are published again one by one by ``publish()``, with its
+    retries and the broker-error policy: a message that did leave is then
+    sent twice, and its second run is dropped by the claim.
     """
     from boogie_tasks.runner import run
 
@@ -118,8 +126,13 @@ def publish_many(
         try:
             with run.app.producer_or_acquire() as producer:
                 with _batch(producer):
+                    routed: set[tuple[str, str]] = set()
                     for record in chunk:
                         options = message_options(record, eta_of(record))
+                        route = (record.task_name, record.queue)
+                        if route in routed and "eta" not in options:
+                            options["declare"] = []
+                        routed.add(route)
                         run.apply_async(args=[str(record.pk)], producer=producer, **options)
         except Exception:
             logger.warning(
@@ -177,11 +190,25 @@ def publish_on_commit(record: TaskRecord) -> None:
     batch.records.append(record)
 
 
+def transaction_statements(using: str) -> InTransaction | None:
+    """What the current transaction (and savepoint) has seen of its session's statements.
+
+    Kept with the records queued before in it (their ``on_commit`` batch), so
+    it lasts exactly one transaction; None outside one, or before its first record.
+    """
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return None
+    batch = _open_batch(connection)
+    return batch.statements if batch is not None else None
+
+
 class _OnCommitBatch:
     """The records of one ``on_commit`` callback, published when it runs."""
 
     def __init__(self) -> None:
         self.records: list[TaskRecord] = []
+        self.statements = InTransaction()
 
     def __call__(self) -> None:
         for record in self.records:

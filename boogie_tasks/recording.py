@@ -13,6 +13,7 @@ from django.utils import timezone
 from boogie_tasks.exceptions import InvalidState, InvalidTaskArguments
 from boogie_tasks.jsonutil import to_json
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.statements import InTransaction
 from boogie_tasks.statements import insert as insert_row
 from boogie_tasks.status import TaskStatus
 from boogie_tasks.validation import check_object, label
@@ -115,15 +116,21 @@ def create(
 
 
 def insert(
-    task: Task[Any, Any], fields: dict[str, Any], status: str, **extra: Any
+    task: Task[Any, Any],
+    fields: dict[str, Any],
+    status: str,
+    in_transaction: InTransaction | None = None,
+    **extra: Any,
 ) -> tuple[TaskRecord, bool]:
     """INSERT the record; for a unique task, return the unfinished one if it exists.
 
     The database decides (a partial unique constraint): the losing INSERT
     fails in its own savepoint and the winner is returned, with False.
+    ``in_transaction``: see ``statements.insert``.
     """
     if not fields["unique_key"]:
-        return _insert_one(TaskRecord(status=status, **fields, **extra)), True
+        record = TaskRecord(status=status, **fields, **extra)
+        return _insert_one(record, in_transaction), True
     for _ in range(3):
         try:
             with transaction.atomic(using=router.db_for_write(TaskRecord)):
@@ -138,9 +145,13 @@ def insert(
 
 def queue(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord:
     """INSERT the record READY and publish it after commit (unless unique found one)."""
-    from boogie_tasks.publishing import publish_on_commit
+    from boogie_tasks.publishing import publish_on_commit, transaction_statements
 
-    record, created = insert(task, fields, TaskStatus.READY, queued_at=timezone.now())
+    using = router.db_for_write(TaskRecord)
+    in_transaction = transaction_statements(using)
+    record, created = insert(
+        task, fields, TaskStatus.READY, in_transaction, queued_at=timezone.now()
+    )
     if created:
         publish_on_commit(record)
     return record
@@ -167,5 +178,5 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _insert_one(record: TaskRecord) -> TaskRecord:
-    return insert_row(record, router.db_for_write(TaskRecord))
+def _insert_one(record: TaskRecord, in_transaction: InTransaction | None = None) -> TaskRecord:
+    return insert_row(record, router.db_for_write(TaskRecord), in_transaction)

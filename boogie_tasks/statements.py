@@ -18,7 +18,9 @@ or ``post_save`` signals; boogie_tasks' own signals say what happened.
 On PostgreSQL, outside a transaction (as in a worker), each of them runs as a
 prepared statement from its second use on a connection: parsed and planned
 once per connection, which halves what the server spends on a run (see
-``_execute``).
+``_execute``). Inside a transaction, the INSERTs of many ``.delayed()`` calls
+are prepared too, from the third, once the session itself says what it holds
+(see ``InTransaction``).
 
 The claim and the finish find their row by primary key alone: their other
 conditions (status, attempts, due) are wrapped in ``CASE``, which no index
@@ -44,6 +46,7 @@ from boogie_tasks.models import TaskRecord
 logger = logging.getLogger("boogie_tasks")
 
 __all__ = [
+    "InTransaction",
     "can_claim_with_object",
     "can_return",
     "claim_returning",
@@ -57,14 +60,20 @@ _meta = TaskRecord._meta
 Converter = Callable[[Any, Any, Any], Any]
 
 
-def insert(record: TaskRecord, using: str) -> TaskRecord:
-    """INSERT a new record with every concrete field, as ``save()`` would."""
+def insert(
+    record: TaskRecord, using: str, in_transaction: InTransaction | None = None
+) -> TaskRecord:
+    """INSERT a new record with every concrete field, as ``save()`` would.
+
+    ``in_transaction``: what the current transaction knows of the statements
+    prepared on its session, for an INSERT inside one (see ``InTransaction``).
+    """
     connection = connections[using]
     values = [field.pre_save(record, True) for field in _meta.concrete_fields]
     literals, params = _split(_meta.concrete_fields, values, connection)
     with connection.cursor() as cursor:
         sql = _insert_sql(connection.alias, connection.vendor, literals)
-        _execute(connection, cursor, "insert", sql, params)
+        _execute(connection, cursor, "insert", sql, params, in_transaction)
     record._state.adding = False
     record._state.db = using
     return record
@@ -233,8 +242,10 @@ def _returns(vendor: str) -> bool:
 # would be wrong behind a pooler in transaction mode). These statements are
 # prepared under a name made of their text, ``PREPARE boogie_<kind>_<hash>``,
 # so a name means the same statement on every server session, whoever
-# prepared it there. Only outside a transaction: a statement that fails there
-# changes nothing, and is simply sent again as it is.
+# prepared it there. Outside a transaction a statement that fails changes
+# nothing, and is simply sent again as it is. Inside one, a failure would
+# break the caller's transaction: there only what the session is seen to hold,
+# in that same transaction, is executed (``InTransaction``).
 
 # SQLSTATEs of a prepared statement the session does not hold as we thought:
 # not there (another session behind a pooler, DISCARD ALL), or there already.
@@ -264,7 +275,14 @@ _unpreparable: set[str] = set()
 texts: dict[str, str] = {}
 
 
-def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence[Any]) -> None:
+def _execute(
+    connection: Any,
+    cursor: Any,
+    kind: str,
+    sql: str,
+    params: Sequence[Any],
+    in_transaction: InTransaction | None = None,
+) -> None:
     """``cursor.execute(sql, params)``, as a prepared statement where it pays and is safe.
 
     On PostgreSQL with psycopg 3, in autocommit, a statement's second use on a
@@ -274,11 +292,15 @@ def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence
     statement fails as the statement itself would not (the session does not
     hold it, or holds it planned for columns changed since), the statement is
     sent as it is; after ``MAX_MISSES`` sessions found without their statements
-    on a database, this process stops preparing there.
+    on a database, this process stops preparing there. In a transaction, see
+    ``_execute_in_transaction``.
     """
     session = _session(connection)
     if session is None or not _binds_on_client(type(getattr(cursor, "cursor", cursor))):
         cursor.execute(sql, params)
+        return
+    if not connection.get_autocommit():
+        _execute_in_transaction(cursor, session, kind, sql, params, in_transaction)
         return
     name, prepare, execute = _prepared(kind, sql)
     prepared = session.get(name)
@@ -306,6 +328,71 @@ def _execute(connection: Any, cursor: Any, kind: str, sql: str, params: Sequence
         else:
             raise
         cursor.execute(sql, params)
+
+
+class InTransaction:
+    """What one transaction has seen of the statements prepared on its session.
+
+    Its owner keeps it for one transaction, and one savepoint, only (the
+    ``on_commit`` batch of ``.delayed()``): behind a pooler in transaction
+    mode, each transaction may be served by another server session, so what
+    a session held is never taken on trust from one transaction to the next.
+    """
+
+    __slots__ = ("held", "uses")
+
+    def __init__(self) -> None:
+        self.uses: dict[str, int] = {}  # name -> statements sent as they are
+        self.held: set[str] = set()  # names the session holds, seen in this transaction
+
+
+# Uses of a statement in one transaction (after the one before its
+# ``InTransaction``) sent as they are before it is prepared: a view that
+# queues a run or two pays nothing more.
+TRANSACTION_USES = 1
+# Whether the session holds a prepared statement, asked once per transaction.
+HELD_SQL = "SELECT EXISTS (SELECT FROM pg_prepared_statements WHERE name = %s)"
+
+
+def _execute_in_transaction(
+    cursor: Any,
+    session: dict[str, bool],
+    kind: str,
+    sql: str,
+    params: Sequence[Any],
+    in_transaction: InTransaction | None,
+) -> None:
+    """``_execute`` in the caller's transaction: prepared once the session says it holds it.
+
+    A statement that fails here breaks the caller's transaction, so nothing is
+    executed on trust. Without an ``InTransaction`` (a lone INSERT, a claim in
+    ``atomic()``) the statement is sent as it is. With one, after
+    ``TRANSACTION_USES`` uses the session is asked whether it holds the
+    statement (one query per statement and transaction), which is prepared if
+    not; every later use in the transaction executes it. The INSERT, the only
+    statement sent so, has the types of its columns for its parameters:
+    PostgreSQL prepares it wherever it runs it.
+    """
+    if in_transaction is None:
+        cursor.execute(sql, params)
+        return
+    name, prepare, execute = _prepared(kind, sql)
+    if name not in in_transaction.held:
+        uses = in_transaction.uses.get(name, 0)
+        if (
+            uses < TRANSACTION_USES
+            or name in _unpreparable
+            or (name not in session and len(session) >= MAX_STATEMENTS)
+        ):
+            in_transaction.uses[name] = uses + 1
+            cursor.execute(sql, params)
+            return
+        cursor.execute(HELD_SQL, [name])
+        if not cursor.fetchone()[0]:
+            cursor.execute(prepare)
+        session[name] = True
+        in_transaction.held.add(name)
+    cursor.execute(execute, params)
 
 
 def _prepare(
@@ -343,7 +430,6 @@ def _session(connection: Any) -> dict[str, bool] | None:
         connection.vendor != "postgresql"
         or not settings.PREPARED_STATEMENTS
         or _misses.get(connection.alias, 0) >= MAX_MISSES
-        or not connection.get_autocommit()
     ):
         return None
     try:

@@ -49,17 +49,19 @@ def executed_sql(queries: Any) -> list[str]:
 
     On PostgreSQL outside a transaction, boogie_tasks sends a run's statements
     as ``EXECUTE boogie_<kind>_<hash>(...)`` from their second use on a
-    session: for those, the text they stand for is given (with ``$1``, ``$2``
-    ... for the parameters). ``PREPARE`` and ``DEALLOCATE`` run nothing and are
-    left out. A prepared statement the session had lost is sent again as it
-    is: it shows twice.
+    session, and inside one the INSERTs of ``.delayed()`` from the third: for
+    those, the text they stand for is given (with ``$1``, ``$2`` ... for the
+    parameters). ``PREPARE``, ``DEALLOCATE`` and the question whether the
+    session holds a statement (once per transaction) are left out. A prepared
+    statement the session had lost is sent again as it is: it shows twice.
     """
     from boogie_tasks import statements
 
+    held = statements.HELD_SQL.split("%s")[0]
     texts = []
     for query in queries.captured_queries:
         sql = query["sql"]
-        if sql.startswith(("PREPARE boogie_", "DEALLOCATE boogie_")):
+        if sql.startswith(("PREPARE boogie_", "DEALLOCATE boogie_", held)):
             continue
         if sql.startswith("EXECUTE boogie_"):
             sql = statements.texts.get(sql.split()[1].split("(")[0], sql)

@@ -146,6 +146,8 @@ def generic_plans(monkeypatch):
             return super().get(name, False)
 
     monkeypatch.setattr(statements, "_session", lambda connection: Seen())
+    # As in autocommit, where a worker prepares (in a transaction, only INSERTs are).
+    monkeypatch.setattr(connection, "get_autocommit", lambda: True)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     yield

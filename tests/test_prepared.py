@@ -1,4 +1,4 @@
-"""A run's statements as prepared statements: PostgreSQL, outside a transaction."""
+"""A run's statements as prepared statements: PostgreSQL; in a transaction, INSERTs only."""
 
 from __future__ import annotations
 
@@ -118,6 +118,74 @@ def test_nothing_is_prepared_inside_a_transaction(book):
                 assert claim(record.pk, [TaskStatus.PAUSED]) is not None
     assert verbs(queries) == ["UPDATE"] * 3
     assert not any(sql.startswith(("PREPARE", "EXECUTE")) for sql in _sql(queries))
+
+
+def _queued_in_one_transaction(book, n):
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.get_for_model(book)  # cached: not in the queries
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            records = [tasks.describe.delayed(book, str(i)) for i in range(n)]
+    return records, queries
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_many_runs_queued_in_one_transaction_insert_by_a_statement_prepared_in_it(book):
+    held = statements.HELD_SQL.split("%s")[0]
+    records, queries = _queued_in_one_transaction(book, 5)
+    # Two sent as they are; then, once, is it held? No: prepared, and executed from then on.
+    assert _words(queries) == ["INSERT", "INSERT", "SELECT", "PREPARE", *["EXECUTE"] * 3]
+    assert _sql(queries)[2].startswith(held)
+    assert verbs(queries) == ["INSERT"] * 5  # what executed_sql reads: the check is left out
+    assert TaskRecord.objects.filter(pk__in=[r.pk for r in records]).count() == 5
+
+    # The next transaction asks again (a pooler may have given it another
+    # session); this one holds the statement: nothing more to prepare.
+    _, again = _queued_in_one_transaction(book, 4)
+    assert _words(again) == ["INSERT", "INSERT", "SELECT", "EXECUTE", "EXECUTE"]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_served_by_a_session_without_the_statement_prepares_it_again(book):
+    """As behind a pooler in transaction mode: what a session held is never taken on trust."""
+    _queued_in_one_transaction(book, 3)
+    # Another session, or one reset in between (DISCARD ALL): nothing prepared on it.
+    connection.connection.execute("DEALLOCATE ALL")
+    records, queries = _queued_in_one_transaction(book, 4)
+    assert _words(queries) == ["INSERT", "INSERT", "SELECT", "PREPARE", "EXECUTE", "EXECUTE"]
+    assert TaskRecord.objects.filter(pk__in=[r.pk for r in records]).count() == 4
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_view_queuing_a_run_or_two_pays_no_query_more(book):
+    _queued_in_one_transaction(book, 3)  # prepared on this session
+    _, queries = _queued_in_one_transaction(book, 2)
+    assert _words(queries) == ["INSERT", "INSERT"]
+    # Nor do the runs of a savepoint (their own batch) or lone inserts of other kinds.
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            tasks.describe.delayed(book, "outer")
+            for n in range(2):
+                with transaction.atomic():
+                    tasks.describe.delayed(book, str(n))
+            tasks.describe.paused(book)
+            tasks.describe.schedule(60, book)
+    assert _words(queries) == [
+        "INSERT", *["SAVEPOINT", "INSERT", "RELEASE"] * 2, "INSERT", "INSERT",
+    ]  # fmt: skip
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@override_settings(BOOGIE_TASKS_PREPARED_STATEMENTS=False)
+def test_the_setting_turns_preparing_off_in_a_transaction_too(book):
+    _, queries = _queued_in_one_transaction(book, 5)
+    assert _words(queries) == ["INSERT"] * 5
+    assert not _prepared_on_the_session()
 
 
 @postgresql_only

@@ -184,6 +184,46 @@ def test_callbacks_registered_in_between_run_in_their_place(memory_broker, book)
     assert events == ["a", "theirs", "b", "c"]
 
 
+def test_a_batch_declares_each_queue_once_and_every_message_arrives(memory_broker, book):
+    from celery.signals import before_task_publish
+    from django.db import transaction
+
+    declared = []
+
+    def publishing(headers, declare, **kwargs):
+        declared.append((headers["shadow"], [queue.name for queue in declare or []]))
+
+    before_task_publish.connect(publishing)
+    try:
+        with transaction.atomic():
+            here = [tasks.describe.delayed(book, str(n)) for n in range(3)]
+            there = [tasks.on_other_queue.delayed(book) for _ in range(2)]
+            routed = [tasks.routed.delayed(book) for _ in range(2)]  # by task_routes
+    finally:
+        before_task_publish.disconnect(publishing)
+    describe, other, by_route = (
+        "tests.testapp.tasks.describe", "tests.testapp.tasks.on_other_queue",
+        "tests.testapp.tasks.routed",
+    )  # fmt: skip
+    assert declared == [
+        (describe, ["celery"]), (describe, []), (describe, []),
+        (other, ["other"]), (other, []),
+        (by_route, ["routed"]), (by_route, []),
+    ]  # fmt: skip
+    assert _ids(memory_broker, "celery", 3) == [str(record.pk) for record in here]
+    assert _ids(memory_broker, "other", 2) == [str(record.pk) for record in there]
+    assert _ids(memory_broker, "routed", 2) == [str(record.pk) for record in routed]
+
+
+def test_the_message_shows_its_arguments_as_celery_would(memory_broker, book):
+    from celery.utils.saferepr import saferepr
+
+    record = tasks.describe.delayed(book)
+    message = _take(memory_broker, "celery")
+    assert message.headers["argsrepr"] == saferepr([str(record.pk)])
+    assert message.headers["kwargsrepr"] == saferepr({})
+
+
 @override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=0)
 def test_broker_down_at_commit_applies_each_records_policy(broker_down, book):
     from django.db import transaction
