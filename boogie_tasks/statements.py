@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import operator
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -69,8 +70,8 @@ def insert(
     prepared on its session, for an INSERT inside one (see ``InTransaction``).
     """
     connection = connections[using]
-    values = [field.pre_save(record, True) for field in _meta.concrete_fields]
-    literals, params = _split(_meta.concrete_fields, values, connection)
+    values = [read(record) for read in _insert_reads()]
+    literals, params = _split(_kinds(None), values, connection)
     with connection.cursor() as cursor:
         sql = _insert_sql(connection.alias, connection.vendor, literals)
         _execute(connection, cursor, "insert", sql, params, in_transaction)
@@ -86,11 +87,10 @@ def update_fenced(using: str, pk: Any, fence: dict[str, Any], values: dict[str, 
     while the row is still as this process last left it.
     """
     connection = connections[using]
-    fields = [_meta.get_field(name) for name in values]
-    literals, params = _split(fields, values.values(), connection)
+    names = tuple(values)
+    literals, params = _split(_kinds(names), values.values(), connection)
     params.append(_prep("id", pk, connection))
     params.extend(_prep(name, value, connection) for name, value in fence.items())
-    names = tuple(values)
     sql = _update_sql(connection.alias, connection.vendor, names, literals, tuple(fence))
     with connection.cursor() as cursor:
         _execute(connection, cursor, "update", sql, params)
@@ -157,8 +157,7 @@ def _claim_parts(
     connection: Any, pk: Any, statuses: Sequence[str], due_before: Any, values: dict[str, Any]
 ) -> tuple[tuple[Any, ...], list[Any]]:
     """The claim's shape (the arguments of ``_claim_sql``) and its parameters."""
-    fields = [_meta.get_field(name) for name in values]
-    literals, params = _split(fields, values.values(), connection)
+    literals, params = _split(_kinds(tuple(values)), values.values(), connection)
     params.append(_prep("id", pk, connection))
     params.extend(statuses)
     if due_before is not None:
@@ -495,35 +494,70 @@ def _missed(alias: str, name: str, state: str) -> None:
 
 
 def _split(
-    fields: Sequence[Any], values: Iterable[Any], connection: Any
+    kinds: Sequence[tuple[Any, type | None, bool]], values: Iterable[Any], connection: Any
 ) -> tuple[tuple[str | None, ...], list[Any]]:
     """Each value as SQL text when it is an empty one, else as a parameter.
 
     Most columns of a record hold an empty value (NULL, '', 0, false, [] or
     {}); written out in the SQL, whose text is cached per shape, they cost no
-    parameter to prepare and send. Returns the literal (or None) of each
-    value, and the parameters of the others.
+    parameter to prepare and send. ``kinds`` are the fields' (see
+    ``_kinds``). Returns the literal (or None) of each value, and the
+    parameters of the others.
     """
-    literals, params = [], []
-    inline = connection.vendor in _FALSE
-    for field, value in zip(fields, values, strict=True):
-        literal = _literal(field, value, connection.vendor) if inline else None
-        literals.append(literal)
-        if literal is None:
-            params.append(_prep_field(field, value, connection))
+    literals: list[str | None] = []
+    params: list[Any] = []
+    false = _FALSE.get(connection.vendor)  # None: every value is a parameter
+    for (field, plain, json), value in zip(kinds, values, strict=True):
+        if false is not None:
+            if value is None:
+                literals.append("NULL")  # every field of a record sends None as NULL
+                continue
+            kind = type(value)
+            if kind is plain and not value:
+                literals.append("''" if plain is str else false if plain is bool else "0")
+                continue
+            if json and (kind is list or kind is dict) and not value:
+                literals.append("'[]'" if kind is list else "'{}'")
+                continue
+        literals.append(None)
+        if plain is not None and (value is None or type(value) is plain):
+            params.append(value)  # what the field would send: the value itself
+        else:
+            params.append(field.get_db_prep_save(value, connection))
     return tuple(literals), params
 
 
-def _literal(field: Any, value: Any, vendor: str) -> str | None:
-    """The SQL text of the value the field would send, if it is an empty one; else None."""
-    if value is None:
-        return "NULL"  # every field of a record sends None as NULL
-    plain = _PLAIN.get(type(field))
-    if plain is type(value) and not value:
-        return "''" if plain is str else _FALSE[vendor] if plain is bool else "0"
-    if type(field) is models.JSONField and type(value) in (list, dict) and not value:
-        return "'[]'" if type(value) is list else "'{}'"
-    return None
+@functools.cache
+def _kinds(names: tuple[str, ...] | None) -> tuple[tuple[Any, type | None, bool], ...]:
+    """Each field's (field, the type it sends unchanged, whether JSON), by name or all."""
+    fields = _meta.concrete_fields if names is None else [_meta.get_field(n) for n in names]
+    return tuple(_kind(field) for field in fields)
+
+
+def _kind(field: Any) -> tuple[Any, type | None, bool]:
+    return field, _PLAIN.get(type(field)), type(field) is models.JSONField
+
+
+@functools.cache
+def _insert_reads() -> tuple[Callable[[TaskRecord], Any], ...]:
+    """How ``save()`` reads each concrete field of a new record: ``pre_save(record, True)``.
+
+    For the fields whose ``pre_save`` only reads the attribute (all but a
+    date with ``auto_now`` or ``auto_now_add``), the attribute is read directly.
+    """
+    plain = (models.Field.pre_save, models.DateField.pre_save, models.DateTimeField.pre_save)
+    reads: list[Callable[[TaskRecord], Any]] = []
+    for field in _meta.concrete_fields:
+        stamped = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        if type(field).pre_save in plain and not stamped:
+            reads.append(operator.attrgetter(field.attname))
+        else:
+            reads.append(functools.partial(_pre_save, field))
+    return tuple(reads)
+
+
+def _pre_save(field: Any, record: TaskRecord) -> Any:
+    return field.pre_save(record, True)
 
 
 # The vendors whose empty values are written out (any other gets parameters

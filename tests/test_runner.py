@@ -135,7 +135,9 @@ def test_only_empty_values_of_the_fields_type_are_written_out_in_the_sql():
     from django.db import models
 
     def literal(field, value):
-        return statements._literal(field, value, connection.vendor)
+        literals, params = statements._split([statements._kind(field)], [value], connection)
+        assert len(params) == (literals[0] is None)  # a value is one or the other
+        return literals[0]
 
     text, number, flag, data = (
         models.CharField(), models.IntegerField(), models.BooleanField(), models.JSONField()
@@ -145,8 +147,10 @@ def test_only_empty_values_of_the_fields_type_are_written_out_in_the_sql():
     ]  # fmt: skip
     assert literal(flag, False) in ("false", "0") and literal(text, None) == "NULL"
     # Values that are not empty, or not of the type the field sends unchanged, are parameters.
-    for field, value in [(text, "x"), (text, 0), (number, ""), (number, False), (data, [0])]:
+    for field, value in [(text, "x"), (text, 0), (number, False), (data, [0])]:
         assert literal(field, value) is None, (field, value)
+    with pytest.raises(ValueError):  # a parameter, which the field itself refuses
+        literal(number, "")
 
 
 def test_a_record_with_every_column_empty_or_not_reads_back_as_the_orm_reads_it(book):
