@@ -40,8 +40,9 @@ TARGETS = [
 def print_queries(report: dict[str, tuple[list[str], list[str]]]) -> None:
     (first_enqueue, first_run), (next_enqueue, next_run) = report["first"], report["next"]
     print(
-        "\nSQL queries of one boogie_tasks run (the runner called in-process; "
-        "a statement's PREPARE, once per session, not counted):"
+        "\nSQL queries of one boogie_tasks run (the runner called in-process; not counted: "
+        "a statement's PREPARE, once per session, and in a transaction that queues many "
+        "runs the question whether the session holds the INSERT, once per transaction):"
     )
     print(
         f"  caller, fn.delayed(obj): {len(next_enqueue)} "
