@@ -520,10 +520,7 @@ def _split(
                 literals.append("'[]'" if kind is list else "'{}'")
                 continue
         literals.append(None)
-        if plain is not None and (value is None or type(value) is plain):
-            params.append(value)  # what the field would send: the value itself
-        else:
-            params.append(field.get_db_prep_save(value, connection))
+        params.append(_param(field, plain, value, connection))
     return tuple(literals), params
 
 
@@ -566,14 +563,15 @@ _FALSE = {"postgresql": "false", "sqlite": "0"}
 
 
 def _prep(name: str, value: Any, connection: Any) -> Any:
-    return _prep_field(_meta.get_field(name), value, connection)
+    field, plain, _json = _kinds((name,))[0]
+    return _param(field, plain, value, connection)
 
 
-def _prep_field(field: Any, value: Any, connection: Any) -> Any:
+def _param(field: Any, plain: type | None, value: Any, connection: Any) -> Any:
+    """The value as the field sends it to the database (``plain``: see ``_kinds``)."""
     # A str for a text column, an int for an integer one, a bool for a boolean
     # one (or None for any of them) goes to the database as it is: the field
     # would return it unchanged.
-    plain = _PLAIN.get(type(field))
     if plain is not None and (value is None or type(value) is plain):
         return value
     return field.get_db_prep_save(value, connection)
