@@ -294,11 +294,13 @@ def _execute(
     on a database, this process stops preparing there. In a transaction, see
     ``_execute_in_transaction``.
     """
-    session = _session(connection)
+    autocommit = connection.get_autocommit()
+    # In a transaction, only a statement with an InTransaction may be prepared.
+    session = _session(connection) if autocommit or in_transaction is not None else None
     if session is None or not _binds_on_client(type(getattr(cursor, "cursor", cursor))):
         cursor.execute(sql, params)
         return
-    if not connection.get_autocommit():
+    if in_transaction is not None and not autocommit:  # (no session in one without it)
         _execute_in_transaction(cursor, session, kind, sql, params, in_transaction)
         return
     name, prepare, execute = _prepared(kind, sql)
@@ -359,22 +361,19 @@ def _execute_in_transaction(
     kind: str,
     sql: str,
     params: Sequence[Any],
-    in_transaction: InTransaction | None,
+    in_transaction: InTransaction,
 ) -> None:
     """``_execute`` in the caller's transaction: prepared once the session says it holds it.
 
     A statement that fails here breaks the caller's transaction, so nothing is
     executed on trust. Without an ``InTransaction`` (a lone INSERT, a claim in
-    ``atomic()``) the statement is sent as it is. With one, after
+    ``atomic()``) ``_execute`` sends the statement as it is. With one, after
     ``TRANSACTION_USES`` uses the session is asked whether it holds the
     statement (one query per statement and transaction), which is prepared if
     not; every later use in the transaction executes it. The INSERT, the only
     statement sent so, has the types of its columns for its parameters:
     PostgreSQL prepares it wherever it runs it.
     """
-    if in_transaction is None:
-        cursor.execute(sql, params)
-        return
     name, prepare, execute = _prepared(kind, sql)
     if name not in in_transaction.held:
         uses = in_transaction.uses.get(name, 0)
