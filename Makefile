@@ -24,6 +24,8 @@ test: venv
 lint: venv
 	$(BIN)/python -m ruff check boogie_tasks tests examples benchmarks
 	$(BIN)/python -m ruff format --check boogie_tasks tests examples benchmarks
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/python -m mypy
 
 docs:
 	$(MAKE) venv EXTRAS=docs

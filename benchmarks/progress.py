@@ -29,7 +29,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from boogie_tasks import TaskStatus, progress, task  # noqa: E402
-from boogie_tasks.runner import claim, execute  # noqa: E402
+from boogie_tasks.runner import execute  # noqa: E402
+from boogie_tasks.transitions import claim  # noqa: E402
 from tests.testapp.models import Book  # noqa: E402
 
 ROW = {"id": 1, "title": "Dune", "pages": 412, "tags": ["sf", "classic"]}
@@ -76,7 +77,7 @@ def iterate_loop(book, n, work):
 def timed(fn, book, n, work) -> tuple[float, int]:
     """Run one record of ``fn`` through the runner; return seconds and UPDATEs."""
     record = fn.paused(book, n, work)
-    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    claimed = claim(record.pk, worker="bench:1", waiting=True)
     updates = 0
 
     def count(execute_sql, sql, params, many, context):

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from boogie_tasks import operations
 from boogie_tasks.exceptions import BoogieTasksError
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.querysets import TaskRecordQuerySet
 from boogie_tasks.status import TaskStatus
 
 logger = logging.getLogger("boogie_tasks")
@@ -32,7 +33,7 @@ _FIELDS = (
 )  # fmt: skip
 
 # Badge colours: text on background, readable in the admin's light and dark themes.
-_BADGE_COLOURS = {
+_BADGE_COLOURS: dict[str, tuple[str, str]] = {
     TaskStatus.PAUSED: ("#fff", "#6c757d"),
     TaskStatus.SCHEDULED: ("#fff", "#6f42c1"),
     TaskStatus.READY: ("#fff", "#0d6efd"),
@@ -298,7 +299,7 @@ class TaskRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
             )
 
     @admin.action(description=_("Delete selected finished records"), permissions=["delete"])
-    def delete_finished(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
+    def delete_finished(self, request: HttpRequest, queryset: TaskRecordQuerySet) -> None:
         """Delete the selected records in a final state; leave the others."""
         removed = sum(operations.clean(queryset).values())
         kept = queryset.count()

@@ -61,14 +61,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="boogie_tasks.E001",
             )
         )
-    prepared = settings.PREPARED_STATEMENTS
-    if not isinstance(prepared, bool):
-        errors.append(
-            Error(
-                f"BOOGIE_TASKS_PREPARED_STATEMENTS must be True or False, not {prepared!r}.",
-                id="boogie_tasks.E004",
-            )
-        )
     policy = settings.ON_BROKER_ERROR
     if policy not in ("retry", "run", "fail"):
         errors.append(

@@ -21,8 +21,6 @@ DEFAULTS: dict[str, Any] = {
     "PUBLISH_MAX_RETRIES": 2,
     # What .delayed() does when the broker cannot be reached: "retry", "run" or "fail".
     "ON_BROKER_ERROR": "retry",
-    # PostgreSQL: prepare a run's statements at their second use on a database session.
-    "PREPARED_STATEMENTS": True,
 }
 
 

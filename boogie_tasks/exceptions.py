@@ -38,3 +38,7 @@ class UnknownTask(BoogieTasksError, LookupError):
 
 class ObjectDeleted(BoogieTasksError, LookupError):
     """The model instance a record was made for no longer exists."""
+
+
+class WorkerLost(BoogieTasksError):
+    """Kept in a record's history for an attempt whose worker stopped sending heartbeats."""

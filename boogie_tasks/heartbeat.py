@@ -6,10 +6,10 @@ import logging
 import os
 import threading
 
-from django.db import connection
-from django.utils import timezone
+from django.db import connections, router
 
 from boogie_tasks.conf import settings
+from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter
 
 logger = logging.getLogger("boogie_tasks")
@@ -59,15 +59,20 @@ class Heartbeat:
                     quiet = [w for w in self._watched if w.quiet_for() >= interval]
                 for writer in quiet:
                     try:
-                        writer.beat(timezone.now())
+                        writer.beat()
                     except Exception:
                         # The database may be down for a moment: the next beat tries again.
                         logger.exception("heartbeat failed record=%s", writer.record_id)
                 if quiet:
                     # Beats are rare (quiet runs only): hold no connection between them.
-                    connection.close()
+                    _close()
         finally:
-            connection.close()
+            _close()
+
+
+def _close() -> None:
+    """Close this thread's connection to the records' database."""
+    connections[router.db_for_write(TaskRecord)].close()
 
 
 heartbeat = Heartbeat()

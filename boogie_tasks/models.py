@@ -8,12 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from boogie_tasks.ids import uuid7
-from boogie_tasks.querysets import TaskRecordQuerySet
+from boogie_tasks.querysets import TaskRecordManager
 from boogie_tasks.status import TaskStatus
 
 __all__ = ["TaskRecord", "TaskStatus"]
@@ -63,7 +63,10 @@ class TaskRecord(models.Model):
     )
     error = models.TextField(
         _("error"), blank=True,
-        help_text=_('"<ExceptionType>: <message>", or the bare message of TaskFailed.'),
+        help_text=_(
+            "The exception's type and message, the bare message of TaskFailed, "
+            "or why the run was canceled."
+        ),
     )  # fmt: skip
     traceback = models.TextField(
         _("traceback"), blank=True, help_text=_("Traceback of an unexpected exception.")
@@ -110,7 +113,10 @@ class TaskRecord(models.Model):
     )  # fmt: skip
     history = models.JSONField(
         _("history"), default=list, blank=True,
-        help_text=_("The error of each failed attempt that was retried."),
+        help_text=_(
+            "Each finished attempt: its number, status, start and end, worker and, "
+            "for a failure, the exception's class, message and traceback."
+        ),
     )  # fmt: skip
     worker = models.CharField(
         _("worker"), max_length=255, blank=True,
@@ -145,7 +151,7 @@ class TaskRecord(models.Model):
         help_text=_("Set for unique tasks: one unfinished record per key."),
     )  # fmt: skip
 
-    objects = TaskRecordQuerySet.as_manager()
+    objects = TaskRecordManager()
 
     class Meta:
         verbose_name = _("task record")
@@ -247,16 +253,17 @@ class TaskRecord(models.Model):
 
         return publishing.enqueue(self)
 
-    def cancel(self, terminate: bool = False) -> bool:
+    def cancel(self, terminate: bool = False, reason: str = "") -> bool:
         """Cancel the record: at once if it has not started, cooperatively if running.
 
         ``terminate=True`` ends a running record at once and has Celery kill the
-        worker process running it. Returns whether the record is (or will be)
-        cancelled; a final record is left as it is and gives False.
+        worker process running it. ``reason`` is kept in ``error`` ("Canceled:
+        <reason>"). Returns whether the record is (or will be) cancelled; a
+        final record is left as it is and gives False.
         """
         from boogie_tasks import runner
 
-        return runner.cancel(self, terminate=terminate)
+        return runner.cancel(self, terminate=terminate, reason=reason)
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> TaskRecord:
         """Block until the record is final, then return it refreshed.
@@ -272,7 +279,7 @@ class TaskRecord(models.Model):
                 return self
             if (
                 getattr(self, "_uncommitted", False)
-                and transaction.get_connection().in_atomic_block
+                and transaction.get_connection(router.db_for_write(TaskRecord)).in_atomic_block
             ):
                 raise TimeoutError(
                     f"{self.task_name} record {self.id} was created in the current "

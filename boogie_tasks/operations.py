@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
-from boogie_tasks import registry
+from boogie_tasks import registry, transitions
 from boogie_tasks.exceptions import InvalidState
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.publishing import publish_on_commit
 from boogie_tasks.querysets import TaskRecordQuerySet
 from boogie_tasks.status import TaskStatus
 
@@ -67,8 +68,6 @@ def retry(record: TaskRecord) -> TaskRecord:
         InvalidState: the record is not finished, or an unfinished record of the
             same unique task exists.
     """
-    from boogie_tasks.publishing import publish_on_commit
-
     registry.get(record.task_name)  # an unknown task could never run: refuse now
     if not record.is_finished:
         raise InvalidState(
@@ -78,12 +77,13 @@ def retry(record: TaskRecord) -> TaskRecord:
     fields = {name: getattr(record, name) for name in _COPIED}
     try:
         # A savepoint: a unique task's constraint may refuse the INSERT.
-        with transaction.atomic():
-            new = TaskRecord.objects.create(
-                status=TaskStatus.READY, queued_at=timezone.now(), **fields
+        with transaction.atomic(using=router.db_for_write(TaskRecord)):
+            new = transitions.create(
+                TaskRecord(status=TaskStatus.READY, queued_at=timezone.now(), **fields)
             )
     except IntegrityError:
-        active = TaskRecord.objects.unfinished().filter(unique_key=record.unique_key).first()
+        records = TaskRecord.objects.using(router.db_for_write(TaskRecord))
+        active = records.unfinished().filter(unique_key=record.unique_key).first()
         raise InvalidState(
             f"{record.task_name} is unique and record {active.pk if active else '?'} of the "
             f"same call is still unfinished; record {record.pk} was not retried"
@@ -196,7 +196,9 @@ def stats(records: TaskRecordQuerySet | None = None, *, last: int = 1000) -> lis
             .order_by("-finished_at")
             .values_list("started_at", "finished_at")[:last]
         )
-        durations = sorted(max(0.0, (end - start).total_seconds()) for start, end in spans)
+        durations = sorted(
+            max(0.0, (end - start).total_seconds()) for start, end in spans if start and end
+        )
         result.append(
             TaskStats(
                 task_name=name,

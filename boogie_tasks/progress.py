@@ -7,8 +7,6 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.utils import timezone
-
 from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import TaskCanceled
 from boogie_tasks.signals import send, task_progress
@@ -88,38 +86,27 @@ class ProgressWriter:
         """Seconds since this run last wrote to its record."""
         return time.monotonic() - self.last_write
 
-    def _mine(self) -> Any:
-        """The record while this attempt still runs it: every write is fenced by it."""
-        from boogie_tasks.models import TaskRecord
-        from boogie_tasks.status import TaskStatus
-
-        return TaskRecord.objects.fenced(
-            self.record_id, status=TaskStatus.RUNNING, attempts=self.attempts
-        )
-
-    def beat(self, now: Any) -> None:
+    def beat(self) -> None:
         """Write only the heartbeat (from the heartbeat thread), fenced like progress."""
+        from boogie_tasks import transitions  # models are not loaded when this module is
+
         self.last_write = time.monotonic()
-        self._mine().update(heartbeat_at=now)
+        transitions.beat(self.record_id, self.attempts)
 
     def flush(self) -> None:
         """Write the progress columns now; raise TaskCanceled if the run is no longer ours."""
+        from boogie_tasks import transitions
+
         self.last_write = time.monotonic()
         self.next_write = self.last_write + self.interval
-        written = (
-            self._mine()
-            .filter(cancel_requested=False)
-            .update(heartbeat_at=timezone.now(), **self.fields())
-        )
-        if written:
-            send(
-                task_progress, record_id=self.record_id,
-                current=self.current, total=self.total, message=self.message,
-            )  # fmt: skip
-        else:
+        if not transitions.write_progress(self.record_id, self.attempts, self.fields()):
             raise TaskCanceled(
                 f"{self.task_name} record {self.record_id} was cancelled or taken over"
             )
+        send(
+            task_progress, record_id=self.record_id,
+            current=self.current, total=self.total, message=self.message,
+        )  # fmt: skip
 
 
 _writer: ContextVar[ProgressWriter | None] = ContextVar("boogie_tasks_progress", default=None)

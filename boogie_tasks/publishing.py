@@ -5,22 +5,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from celery import current_app
 from django.db import router, transaction
 from django.utils import timezone
 
+from boogie_tasks import recording, transitions
 from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import InvalidState
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.signals import send, task_enqueued, task_finished
-from boogie_tasks.statements import InTransaction
 from boogie_tasks.status import TaskStatus
+
+if TYPE_CHECKING:
+    from celery import Task as CeleryTask
+
+    from boogie_tasks.task import Task
 
 logger = logging.getLogger("boogie_tasks")
 
+__all__ = ["enqueue", "message_options", "publish", "publish_many", "publish_on_commit", "queue"]
+
 # Messages sent in one round trip by ``publish_many`` (kombu 5.7+ on Redis).
 BATCH_SIZE = 500
+RUN_TASK = "boogie_tasks.run"
+
+
+def _run_task() -> CeleryTask:
+    """``boogie_tasks.run`` in the current Celery app (defined by ``runner``), found by name."""
+    return current_app.tasks[RUN_TASK]
 
 
 def message_options(record: TaskRecord, eta: Any = None) -> dict[str, Any]:
@@ -59,10 +73,9 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
     publish again, "run" runs it in this process, "fail" marks it FAILED.
     Returns whether the message left.
     """
-    from boogie_tasks.runner import run, run_here
-
+    run = _run_task()
     try:
-        run.apply_async(args=[str(record.pk)], **message_options(record, eta))
+        run.apply_async(args=(str(record.pk),), **message_options(record, eta))
         send(task_enqueued, record=record)
         return True
     except Exception as exc:
@@ -74,22 +87,16 @@ def publish(record: TaskRecord, on_broker_error: str | None = None, eta: Any = N
         )
         error = f"BrokerUnavailable: {type(exc).__name__}: {exc}"
         if policy == "run":
-            try:
-                run_here(record)
-            except Exception:
-                pass  # recorded on the record by run_here, and logged there
+            # The worker's own task, run in this process: failures are recorded, not raised.
+            run.apply(args=(str(record.pk),))
+            record.refresh_from_db()
         elif policy == "fail":
-            if TaskRecord.objects.fenced(record.pk, status=TaskStatus.READY).update(
-                status=TaskStatus.FAILED, error=error, finished_at=timezone.now()
-            ):
-                record.status, record.error = TaskStatus.FAILED, error
+            if transitions.publish_failed(record, error, fail=True):
                 send(task_finished, record=record, status=record.status)
         else:
             # Written down so the admin says why it waits (the claim clears it), and
             # marked never published, so the dispatcher's next tick publishes it again.
-            TaskRecord.objects.fenced(record.pk, status=TaskStatus.READY).update(
-                error=error, queued_at=None
-            )
+            transitions.publish_failed(record, error, fail=False)
         return False
 
 
@@ -110,7 +117,7 @@ def publish_many(
     retries and the broker-error policy: a message that did leave is then
     sent twice, and its second run is dropped by the claim.
     """
-    from boogie_tasks.runner import run
+    run = _run_task()
 
     def eta_of(record: TaskRecord) -> Any:
         return eta(record) if eta else None
@@ -133,7 +140,7 @@ def publish_many(
                         if route in routed and "eta" not in options:
                             options["declare"] = []
                         routed.add(route)
-                        run.apply_async(args=[str(record.pk)], producer=producer, **options)
+                        run.apply_async(args=(str(record.pk),), producer=producer, **options)
         except Exception:
             logger.warning(
                 "batch publish failed records=%s: publishing them one by one",
@@ -154,17 +161,21 @@ def _batch(producer: Any) -> Any:
 
 def enqueue(record: TaskRecord) -> TaskRecord:
     """Move a paused (or scheduled) record to READY, due now, and publish it after commit."""
-    moved = TaskRecord.objects.fenced(
-        record.pk, status__in=[TaskStatus.PAUSED, TaskStatus.SCHEDULED]
-    ).update(status=TaskStatus.READY, run_at=None, queued_at=timezone.now())
-    if not moved:
+    if not transitions.enqueue(record):
         record.refresh_from_db(fields=["status"])
         raise InvalidState(
             f"{record.task_name} record {record.pk} is {record.status}; only a "
             "PAUSED or SCHEDULED record can be enqueued"
         )
-    record.status, record.run_at = TaskStatus.READY, None
     publish_on_commit(record)
+    return record
+
+
+def queue(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord:
+    """INSERT the record READY and publish it after commit (unless unique found one)."""
+    record, created = recording.insert(task, fields, TaskStatus.READY, queued_at=timezone.now())
+    if created:
+        publish_on_commit(record)
     return record
 
 
@@ -190,25 +201,11 @@ def publish_on_commit(record: TaskRecord) -> None:
     batch.records.append(record)
 
 
-def transaction_statements(using: str) -> InTransaction | None:
-    """What the current transaction (and savepoint) has seen of its session's statements.
-
-    Kept with the records queued before in it (their ``on_commit`` batch), so
-    it lasts exactly one transaction; None outside one, or before its first record.
-    """
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return None
-    batch = _open_batch(connection)
-    return batch.statements if batch is not None else None
-
-
 class _OnCommitBatch:
     """The records of one ``on_commit`` callback, published when it runs."""
 
     def __init__(self) -> None:
         self.records: list[TaskRecord] = []
-        self.statements = InTransaction()
 
     def __call__(self) -> None:
         for record in self.records:

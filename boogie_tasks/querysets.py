@@ -80,3 +80,7 @@ class TaskRecordQuerySet(_Base):
     def newest_first(self) -> TaskRecordQuerySet:
         """Order by creation, newest first (the id breaks ties: it is time-ordered)."""
         return self.order_by("-created_at", "-id")
+
+
+class TaskRecordManager(models.Manager.from_queryset(TaskRecordQuerySet)):  # type: ignore[misc]
+    """``TaskRecord.objects``: the QuerySet's methods on the manager."""

@@ -7,21 +7,20 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
+from boogie_tasks import transitions
 from boogie_tasks.exceptions import InvalidState, InvalidTaskArguments
 from boogie_tasks.jsonutil import to_json
 from boogie_tasks.models import TaskRecord
-from boogie_tasks.statements import InTransaction
-from boogie_tasks.statements import insert as insert_row
-from boogie_tasks.status import TaskStatus
 from boogie_tasks.validation import check_object, label
 
 if TYPE_CHECKING:
     from boogie_tasks.task import Task
 
-__all__ = ["cached", "create", "digest", "fields", "insert", "prepare", "queue"]
+__all__ = ["cached", "create", "digest", "fields", "insert", "prepare"]
 
 
 def prepare(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +29,6 @@ def prepare(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     Raises:
         InvalidTaskArguments: naming the task and the argument.
     """
-    from django.contrib.contenttypes.models import ContentType
-
     if not args:
         raise InvalidTaskArguments(
             f"{task.name}: the first argument must be a saved model instance; none given"
@@ -112,49 +109,30 @@ def create(
     """Check the arguments, then INSERT the record (never deduplicated)."""
     prepared = prepare(task, args, kwargs)
     prepared.pop("unique_key")
-    return _insert_one(TaskRecord(status=status, **prepared, **extra))
+    return transitions.create(TaskRecord(status=status, **prepared, **extra))
 
 
 def insert(
-    task: Task[Any, Any],
-    fields: dict[str, Any],
-    status: str,
-    in_transaction: InTransaction | None = None,
-    **extra: Any,
+    task: Task[Any, Any], fields: dict[str, Any], status: str, **extra: Any
 ) -> tuple[TaskRecord, bool]:
     """INSERT the record; for a unique task, return the unfinished one if it exists.
 
     The database decides (a partial unique constraint): the losing INSERT
     fails in its own savepoint and the winner is returned, with False.
-    ``in_transaction``: see ``statements.insert``.
     """
     if not fields["unique_key"]:
-        record = TaskRecord(status=status, **fields, **extra)
-        return _insert_one(record, in_transaction), True
+        return transitions.create(TaskRecord(status=status, **fields, **extra)), True
     for _ in range(3):
         try:
             with transaction.atomic(using=router.db_for_write(TaskRecord)):
-                return _insert_one(TaskRecord(status=status, **fields, **extra)), True
+                return transitions.create(TaskRecord(status=status, **fields, **extra)), True
         except IntegrityError:
-            winner = TaskRecord.objects.unfinished().filter(unique_key=fields["unique_key"]).first()
+            records = TaskRecord.objects.using(router.db_for_write(TaskRecord))
+            winner = records.unfinished().filter(unique_key=fields["unique_key"]).first()
             if winner is not None:
                 return winner, False
             # The winner finished in between: try the INSERT again.
     raise InvalidState(f"{task.name}: could not insert a unique record; try again")
-
-
-def queue(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord:
-    """INSERT the record READY and publish it after commit (unless unique found one)."""
-    from boogie_tasks.publishing import publish_on_commit, transaction_statements
-
-    using = router.db_for_write(TaskRecord)
-    in_transaction = transaction_statements(using)
-    record, created = insert(
-        task, fields, TaskStatus.READY, in_transaction, queued_at=timezone.now()
-    )
-    if created:
-        publish_on_commit(record)
-    return record
 
 
 def cached(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord | None:
@@ -176,7 +154,3 @@ def cached(task: Task[Any, Any], fields: dict[str, Any]) -> TaskRecord | None:
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _insert_one(record: TaskRecord, in_transaction: InTransaction | None = None) -> TaskRecord:
-    return insert_row(record, router.db_for_write(TaskRecord), in_transaction)

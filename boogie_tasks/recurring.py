@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from boogie_tasks import recording, registry
+from boogie_tasks import publishing, recording, registry
 from boogie_tasks.scheduling import SPAWN_NAME, beat_schedule
 from boogie_tasks.validation import check_object
 
@@ -76,7 +76,8 @@ def spawn(
 ) -> TaskRecord:
     """One firing: a new READY record, published after commit, with the entry's options."""
     task = _with_overrides(task, options or {})
-    return recording.queue(task, recording.fields(task, content_type_id, object_id, args, kwargs))
+    fields = recording.fields(task, content_type_id, object_id, args, kwargs)
+    return publishing.queue(task, fields)
 
 
 def _overrides(task: Task[Any, Any]) -> dict[str, Any]:

@@ -44,10 +44,13 @@ def ensure_dispatcher(using: str = "default", **kwargs: Any) -> Any:
     """Create (or update) the django-celery-beat entry that runs the dispatcher.
 
     Connected to ``post_migrate``; an entry an admin disabled stays disabled.
+    Only on the database beat reads its entries from.
     """
-    from django.db import connections
+    from django.db import connections, router
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    if router.db_for_write(PeriodicTask) != using:
+        return None
     if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
         return None  # `migrate boogie_tasks` alone: the next full migrate makes it
     every = dispatch_every()
@@ -112,7 +115,7 @@ def beat_schedule(task_name: str, schedule: Any) -> tuple[str, Any]:
                 f"not {schedule!r}"
             )
         spec = dict(zip(_CRON_FIELDS, parts, strict=True))
-        tz = timezone.get_current_timezone()
+        tz: Any = timezone.get_current_timezone()
     elif isinstance(schedule, crontab):
         spec = {name: getattr(schedule, f"_orig_{name}") for name in _CRON_FIELDS}
         tz = schedule.tz or timezone.get_current_timezone()

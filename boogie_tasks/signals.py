@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.apps import apps
 from django.dispatch import Signal
 
 logger = logging.getLogger("boogie_tasks")
@@ -30,8 +31,7 @@ def send(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` robustly: log what a receiver raises, never raise it."""
     if not signal.receivers:
         return
-    from boogie_tasks.models import TaskRecord
-
-    for receiver, result in signal.send_robust(sender=TaskRecord, **kwargs):
+    record_model = apps.get_model("boogie_tasks", "TaskRecord")
+    for receiver, result in signal.send_robust(sender=record_model, **kwargs):
         if isinstance(result, Exception):
             logger.error("signal receiver %r raised %r", receiver, result, exc_info=result)

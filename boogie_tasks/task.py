@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from django.db import models
-from django.utils import timezone
 
 from boogie_tasks import registry
 from boogie_tasks.exceptions import InvalidTask
@@ -48,7 +47,11 @@ class Task(Generic[P, R]):
     def __post_init__(self) -> None:
         check_options(self)
         object.__setattr__(self, "signature", inspect.signature(self.func))
-        functools.update_wrapper(_Wrapped(self), self.func)
+        # functools.update_wrapper, for a frozen dataclass: the function's name and docs.
+        for name in functools.WRAPPER_ASSIGNMENTS:
+            if hasattr(self.func, name):
+                object.__setattr__(self, name, getattr(self.func, name))
+        object.__setattr__(self, "__wrapped__", self.func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function; nothing is recorded."""
@@ -64,11 +67,7 @@ class Task(Generic[P, R]):
         from boogie_tasks.recording import create
         from boogie_tasks.runner import execute, worker_id
 
-        now = timezone.now()
-        record = create(
-            self, args, kwargs, TaskStatus.RUNNING,
-            attempts=1, started_at=now, heartbeat_at=now, worker=worker_id(),
-        )  # fmt: skip
+        record = create(self, args, kwargs, TaskStatus.RUNNING, worker=worker_id())
         return execute(record, self, args[0], reraise=True)  # type: ignore[arg-type]
 
     def delayed(self, *args: P.args, **kwargs: P.kwargs) -> TaskRecord:
@@ -77,14 +76,14 @@ class Task(Generic[P, R]):
         With ``cache_for``, a recent successful record of the same call is returned
         instead; with ``unique``, the unfinished record of the same key.
         """
-        from boogie_tasks import recording
+        from boogie_tasks import publishing, recording
 
         fields = recording.prepare(self, args, kwargs)
         if self.cache_for:
             cached = recording.cached(self, fields)
             if cached is not None:
                 return cached
-        return recording.queue(self, fields)
+        return publishing.queue(self, fields)
 
     def schedule(self, when: Any, /, *args: P.args, **kwargs: P.kwargs) -> TaskRecord:
         """Record the run as SCHEDULED; the dispatcher starts it at ``when``.
@@ -175,20 +174,6 @@ class Task(Generic[P, R]):
         if on_broker_error is not None:
             changes["on_broker_error"] = on_broker_error
         return dataclasses.replace(self, **changes)
-
-
-class _Wrapped:
-    """Lets ``functools.update_wrapper`` write into a frozen dataclass."""
-
-    def __init__(self, target: Task[Any, Any]) -> None:
-        object.__setattr__(self, "_target", target)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self._target, name, value)
-
-    @property
-    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
-        return self._target.__dict__
 
 
 @overload

@@ -8,9 +8,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.runner import run_here
 from boogie_tasks.status import TaskStatus
 
-__all__ = ["executed_sql", "run_pending"]
+__all__ = ["run_pending"]
 
 
 def run_pending(task: Any = None, *, raise_errors: bool = False) -> list[TaskRecord]:
@@ -25,8 +26,6 @@ def run_pending(task: Any = None, *, raise_errors: bool = False) -> list[TaskRec
         raise_errors: raise the first task's exception after recording it (as
             ``record.run()`` does, so without a retry) instead of only recording it.
     """
-    from boogie_tasks.runner import run_here
-
     name = getattr(task, "name", task)
     done: list[TaskRecord] = []
     while True:
@@ -42,28 +41,3 @@ def run_pending(task: Any = None, *, raise_errors: bool = False) -> list[TaskRec
             # As a worker would: failures are recorded (and retried), not raised.
             run_here(record, reraise=raise_errors)
             done.append(record)
-
-
-def executed_sql(queries: Any) -> list[str]:
-    """The SQL each statement of a ``CaptureQueriesContext`` ran, in order.
-
-    On PostgreSQL outside a transaction, boogie_tasks sends a run's statements
-    as ``EXECUTE boogie_<kind>_<hash>(...)`` from their second use on a
-    session, and inside one the INSERTs of ``.delayed()`` from the third: for
-    those, the text they stand for is given (with ``$1``, ``$2`` ... for the
-    parameters). ``PREPARE``, ``DEALLOCATE`` and the question whether the
-    session holds a statement (once per transaction) are left out. A prepared
-    statement the session had lost is sent again as it is: it shows twice.
-    """
-    from boogie_tasks import statements
-
-    held = statements.HELD_SQL.split("%s")[0]
-    texts = []
-    for query in queries.captured_queries:
-        sql = query["sql"]
-        if sql.startswith(("PREPARE boogie_", "DEALLOCATE boogie_", held)):
-            continue
-        if sql.startswith("EXECUTE boogie_"):
-            sql = statements.texts.get(sql.split()[1].split("(")[0], sql)
-        texts.append(sql)
-    return texts

@@ -30,7 +30,7 @@ __all__ = ["FilesystemChannel", "FilesystemTransport"]
 class FilesystemChannel(filesystem.Channel):
     """A filesystem channel whose messages appear in the folder whole, or not at all."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # The name kombu's consumer looks for: "<ms>_<uuid>.<queue>.msg", oldest first.
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)

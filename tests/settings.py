@@ -59,10 +59,11 @@ STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def _database() -> dict:
+def _database(suffix: str = "") -> dict:
+    """The test database; ``suffix`` names a second one (records in a database of their own)."""
     url = os.environ.get("BOOGIE_TEST_DATABASE_URL")
     if not url:
-        test_file = str(VAR_DIR / "test.sqlite3")
+        test_file = str(VAR_DIR / f"test{suffix}.sqlite3")
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": test_file if os.environ.get("BOOGIE_TEST_WORKER") else ":memory:",
@@ -73,7 +74,9 @@ def _database() -> dict:
     parts = urlparse(url)
     # A test database of this run's own, inherited by its worker processes.
     os.environ.setdefault("BOOGIE_TEST_DB_SUFFIX", str(os.getpid()))
-    name = f"{parts.path.lstrip('/') or 'boogie_tasks'}_{os.environ['BOOGIE_TEST_DB_SUFFIX']}"
+    name = (
+        f"{parts.path.lstrip('/') or 'boogie_tasks'}_{os.environ['BOOGIE_TEST_DB_SUFFIX']}{suffix}"
+    )
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": f"test_{name}" if os.environ.get("BOOGIE_TEST_WORKER") else name,
@@ -85,7 +88,8 @@ def _database() -> dict:
     }
 
 
-DATABASES = {"default": _database()}
+# "tasks": only tests/test_databases.py uses it, routing the task records there.
+DATABASES = {"default": _database(), "tasks": _database("_tasks")}
 
 CELERY_BROKER_URL = os.environ.get("BOOGIE_TEST_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}

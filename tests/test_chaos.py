@@ -236,7 +236,9 @@ def test_sigkill_of_a_worker_with_runs_in_flight(servers, tmp_path):
     # Attempts remained: tried again on the new worker, the loss kept in the history.
     assert retried.status == TaskStatus.SUCCESSFUL, retried.error
     assert retried.attempts == 2 and retried.error == ""
-    assert [entry["error"] for entry in retried.history] == [WORKER_LOST]
+    assert [entry.get("error") for entry in retried.history] == [WORKER_LOST, None]
+    assert [entry["status"] for entry in retried.history] == ["FAILED", "SUCCESSFUL"]
+    assert retried.history[0]["worker"] != retried.history[1]["worker"]
     # No attempt left: FAILED, saying why.
     assert lost.status == TaskStatus.FAILED
     assert lost.error == WORKER_LOST and lost.attempts == 1 and lost.finished_at

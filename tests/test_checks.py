@@ -26,12 +26,6 @@ def test_bad_settings_are_errors():
         assert [e.id for e in check_settings()] == ["boogie_tasks.E001", "boogie_tasks.E002"]
     with override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=-1):
         assert [e.id for e in check_settings()] == ["boogie_tasks.E001"]
-    with override_settings(BOOGIE_TASKS_PREPARED_STATEMENTS="yes"):
-        errors = check_settings()
-        assert [e.id for e in errors] == ["boogie_tasks.E004"]
-        assert "BOOGIE_TASKS_PREPARED_STATEMENTS must be True or False, not 'yes'" in errors[0].msg
-    with override_settings(BOOGIE_TASKS_PREPARED_STATEMENTS=False):
-        assert check_settings() == []
     assert check_settings() == []
 
 

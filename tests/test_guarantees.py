@@ -13,8 +13,9 @@ from boogie_tasks import TaskStatus, task
 from boogie_tasks.dispatch import dispatch
 from boogie_tasks.exceptions import InvalidTask
 from boogie_tasks.models import TaskRecord
-from boogie_tasks.runner import claim, run
+from boogie_tasks.runner import run
 from boogie_tasks.testing import run_pending
+from tests.helpers import claim
 from tests.testapp import tasks
 from tests.testapp.models import Book
 
@@ -42,10 +43,18 @@ def test_retries_until_success_keeping_each_error(book, tmp_path):
     _drive(record)
     assert record.status == TaskStatus.SUCCESSFUL and record.result == 3
     assert record.attempts == 3
-    assert [entry["error"] for entry in record.history] == [
+    # Every attempt is in the history: when, where, how it ended and, failed, why.
+    assert [entry.get("error") for entry in record.history] == [
         "ConnectionError: attempt 1 failed",
         "ConnectionError: attempt 2 failed",
+        None,
     ]
+    assert [entry["status"] for entry in record.history] == ["FAILED", "FAILED", "SUCCESSFUL"]
+    assert [entry["attempt"] for entry in record.history] == [1, 2, 3]
+    first = record.history[0]
+    assert first["exception_class"] == "builtins.ConnectionError"
+    assert "Traceback" in first["traceback"] and "attempt 1 failed" in first["traceback"]
+    assert first["worker"] and first["started_at"] <= first["finished_at"]
 
 
 def test_retries_run_out(book, tmp_path):
@@ -53,7 +62,9 @@ def test_retries_run_out(book, tmp_path):
     _drive(record)
     assert record.status == TaskStatus.FAILED and record.attempts == 3
     assert record.error == "ConnectionError: attempt 3 failed"
-    assert len(record.history) == 2
+    assert [entry["error"] for entry in record.history] == [
+        f"ConnectionError: attempt {n} failed" for n in (1, 2, 3)
+    ]
 
 
 def test_only_retry_on_exceptions_are_retried_and_task_failed_never(book):
@@ -75,13 +86,14 @@ def test_call_never_retries(book, tmp_path):
 @override_settings(BOOGIE_TASKS_STALE_AFTER=60)
 def test_a_lost_worker_is_retried_while_attempts_remain(book, tmp_path):
     record = tasks.flaky.delayed(book, str(tmp_path / "tries"), succeed_on=1)
-    claim(record.pk, [TaskStatus.READY])
+    claim(record.pk)
     stale = timezone.now() - datetime.timedelta(seconds=61)
     TaskRecord.objects.filter(pk=record.pk).update(heartbeat_at=stale)
     assert dispatch()["lost"] == 1
     record.refresh_from_db()
     assert record.status == TaskStatus.SCHEDULED
     assert record.history[0]["error"].startswith("WorkerLost:")
+    assert record.history[0]["exception_class"] == "boogie_tasks.exceptions.WorkerLost"
     _drive(record)
     assert record.status == TaskStatus.SUCCESSFUL and record.attempts == 2
 

@@ -14,10 +14,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boogie_tasks import TaskStatus
+from boogie_tasks import TaskStatus, transitions
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter
-from boogie_tasks.runner import cancel, claim, finish
+from boogie_tasks.runner import cancel
+from tests.helpers import claim
 from tests.testapp import tasks
 
 pytestmark = [
@@ -73,9 +74,8 @@ def _by_primary_key(plan: str) -> bool:
 
 def test_the_claim_and_the_finish_use_the_primary_key(backlog):
     with CaptureQueriesContext(connection) as queries:
-        claimed = claim(backlog[0].pk, [TaskStatus.READY], due_only=True)
-        writer = ProgressWriter(claimed.pk, claimed.attempts, claimed.task_name)
-        finish(claimed, TaskStatus.SUCCESSFUL, writer, result=1)
+        claimed = claim(backlog[0].pk, waiting=False)
+        transitions.finish(claimed, TaskStatus.SUCCESSFUL, {"result": 1})
     plans = _plans(queries)
     assert len(plans) == 2
     for plan in plans:
@@ -83,10 +83,10 @@ def test_the_claim_and_the_finish_use_the_primary_key(backlog):
 
 
 def test_progress_and_cancel_writes_use_the_primary_key(backlog):
-    running = claim(backlog[1].pk, [TaskStatus.READY])
+    running = claim(backlog[1].pk)
     writer = ProgressWriter(running.pk, running.attempts, running.task_name)
     with CaptureQueriesContext(connection) as queries:
-        writer.beat(timezone.now())
+        writer.beat()
         writer.flush()
         cancel(running)
         cancel(backlog[2])
@@ -111,74 +111,3 @@ def test_the_sweeps_read_the_partial_indexes_of_waiting_and_running_records(back
     used = "\n".join(plans.values())
     assert "boogie_task_queued_idx" in used, plans
     assert "boogie_task_heartbeat_idx" in used, plans
-
-
-def test_the_claim_that_reads_the_object_uses_both_primary_keys(backlog, book):
-    from django.contrib.contenttypes.models import ContentType
-
-    from boogie_tasks import runner, statements
-
-    now = timezone.now()
-    with CaptureQueriesContext(connection) as queries:
-        claimed, fetched = statements.claim_with_object(
-            "default", backlog[0].pk, [TaskStatus.READY], now, runner._claim_values(now),
-            ContentType.objects.get_for_model(book).pk, type(book),
-        )  # fmt: skip
-    assert claimed is not None and fetched == book
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert _by_primary_key(plan), plan
-    assert f"Index Scan using {type(book)._meta.db_table}_pkey" in plan, plan
-
-
-@pytest.fixture
-def generic_plans(monkeypatch):
-    """Statements prepared even in the test's transaction, and planned generically.
-
-    A prepared statement is planned for its parameters a few times, and then
-    for any parameters: the generic plan must find the record by primary key too.
-    """
-    from boogie_tasks import statements
-
-    class Seen(dict):  # every statement counts as used before: prepared at once
-        def get(self, name, default=None):
-            return super().get(name, False)
-
-    monkeypatch.setattr(statements, "_session", lambda connection: Seen())
-    # As in autocommit, where a worker prepares (in a transaction, only INSERTs are).
-    monkeypatch.setattr(connection, "get_autocommit", lambda: True)
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # prepared statements outlive the transaction
-    statements._sessions.pop(connection.connection, None)
-
-
-def test_the_prepared_claim_and_finish_use_the_primary_keys_whatever_the_parameters(
-    backlog, book, generic_plans
-):
-    from django.contrib.contenttypes.models import ContentType
-
-    from boogie_tasks import runner, statements
-
-    now = timezone.now()
-    with CaptureQueriesContext(connection) as queries:
-        claimed = claim(backlog[0].pk, [TaskStatus.READY], due_only=True)
-        writer = ProgressWriter(claimed.pk, claimed.attempts, claimed.task_name)
-        finish(claimed, TaskStatus.SUCCESSFUL, writer, result=1)
-        claimed, fetched = statements.claim_with_object(
-            "default", backlog[1].pk, [TaskStatus.READY], now, runner._claim_values(now),
-            ContentType.objects.get_for_model(book).pk, type(book),
-        )  # fmt: skip
-    assert claimed is not None and fetched == book
-    executed = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("EXECUTE")]
-    assert len(executed) == 3, queries.captured_queries
-    with connection.cursor() as cursor:
-        for sql in executed:
-            cursor.execute("EXPLAIN " + sql)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            assert f"Index Scan using {TaskRecord._meta.db_table}_pkey" in plan, plan
-            assert "Index Cond: (id = $" in plan, plan  # generic: for any parameters
-    assert f"Index Scan using {type(book)._meta.db_table}_pkey" in plan, plan

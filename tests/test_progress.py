@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from boogie_tasks import TaskStatus, progress, task
 from boogie_tasks.models import TaskRecord
-from boogie_tasks.runner import claim, execute
-from tests.sql import sent
+from boogie_tasks.runner import execute
+from tests.helpers import claim, sent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def slow_loop(obj):
 
 def _run(fn, book, *args):
     record = fn.paused(book, *args)
-    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    claimed = claim(record.pk)
     with CaptureQueriesContext(connection) as queries:
         execute(claimed, obj=book)
     record.refresh_from_db()
@@ -65,7 +65,7 @@ def test_every_step_is_written_without_throttle(book):
     SEEN.clear()
     record = stepwise.paused(book, 3, None)
     TaskRecord.objects.filter(pk=record.pk).update(args=[3, str(record.pk)])
-    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    claimed = claim(record.pk)
     execute(claimed, obj=book)
     # Each snapshot is taken inside the body, before the item's advance.
     assert SEEN == [(0, 3, "stepping"), (1, 3, "stepping"), (2, 3, "stepping")]
@@ -131,6 +131,6 @@ def test_the_total_is_written_at_the_first_report(book):
     SEEN.clear()
     record = long_loop.paused(book, None)
     TaskRecord.objects.filter(pk=record.pk).update(args=[str(record.pk)])
-    execute(claim(record.pk, [TaskStatus.PAUSED]), obj=book)
+    execute(claim(record.pk), obj=book)
     # The default interval is 0.2 s: the start is written, the rest folds into the finish.
     assert SEEN == [(0, 3, ""), (0, 3, ""), (0, 3, "")]

@@ -15,8 +15,9 @@ from boogie_tasks import TaskStatus
 from boogie_tasks.dispatch import dispatch
 from boogie_tasks.exceptions import InvalidTaskArguments
 from boogie_tasks.models import TaskRecord
-from boogie_tasks.runner import claim, execute
+from boogie_tasks.runner import execute
 from boogie_tasks.scheduling import DISPATCHER_NAME, ensure_dispatcher, resolve_when
+from tests.helpers import claim
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -85,8 +86,8 @@ def test_dispatch_publishes_ready_records_again_when_unpublished_or_unclaimed(bo
 @override_settings(BOOGIE_TASKS_STALE_AFTER=60)
 def test_dispatch_fails_runs_whose_worker_was_lost(book):
     record = tasks.describe.paused(book)
-    running = claim(record.pk, [TaskStatus.PAUSED])
-    alive = claim(tasks.describe.paused(book).pk, [TaskStatus.PAUSED])
+    running = claim(record.pk)
+    alive = claim(tasks.describe.paused(book).pk)
     TaskRecord.objects.filter(pk=running.pk).update(
         heartbeat_at=timezone.now() - datetime.timedelta(seconds=61)
     )
@@ -114,7 +115,7 @@ def test_migrate_creates_one_dispatcher_entry():
 def test_a_quiet_run_keeps_its_heartbeat(book, tmp_path):
     release = tmp_path / "release"
     record = tasks.sleep_until.paused(book, str(release))
-    claimed = claim(record.pk, [TaskStatus.PAUSED])
+    claimed = claim(record.pk)
     first_beat = claimed.heartbeat_at
     threading.Timer(1.0, release.touch).start()
     execute(claimed)  # the body reports no progress at all
@@ -144,7 +145,7 @@ def test_changing_the_interval_updates_the_entry():
 @override_settings(BOOGIE_TASKS_STALE_AFTER=60)
 def test_a_lost_run_asked_to_stop_ends_canceled(book):
     record = tasks.describe.paused(book)
-    claim(record.pk, [TaskStatus.PAUSED])
+    claim(record.pk)
     record.cancel()
     stale = timezone.now() - datetime.timedelta(seconds=61)
     TaskRecord.objects.filter(pk=record.pk).update(heartbeat_at=stale, max_attempts=3)
@@ -159,7 +160,7 @@ def test_a_long_queue_is_not_published_again(book):
     waiting = tasks.describe.delayed(book)
     TaskRecord.objects.filter(pk=waiting.pk).update(queued_at=long_ago)
     started = tasks.describe.paused(book)
-    claim(started.pk, [TaskStatus.PAUSED])  # workers are starting this task's runs
+    claim(started.pk)  # workers are starting this task's runs
     other = tasks.count_pages.delayed(book)  # no run of count_pages started: lost
     TaskRecord.objects.filter(pk=other.pk).update(queued_at=long_ago)
     assert dispatch()["republished"] == 1

@@ -80,10 +80,10 @@ def test_a_lost_run_asked_to_stop_sends_finished(received, book):
 
     from boogie_tasks.dispatch import dispatch
     from boogie_tasks.models import TaskRecord
-    from boogie_tasks.runner import claim
+    from tests.helpers import claim
 
     record = tasks.describe.paused(book)
-    claim(record.pk, [TaskStatus.PAUSED])
+    claim(record.pk)
     record.cancel()
     stale = timezone.now() - datetime.timedelta(seconds=61)
     TaskRecord.objects.filter(pk=record.pk).update(heartbeat_at=stale)

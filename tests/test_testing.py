@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from boogie_tasks import TaskStatus, task
-from boogie_tasks.testing import executed_sql, run_pending
+from boogie_tasks.testing import run_pending
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -58,21 +58,3 @@ def test_wait_after_run_pending_returns_the_finished_record(book):
     record = tasks.describe.delayed(book, "!")
     run_pending()
     assert record.wait(timeout=1).status == TaskStatus.SUCCESSFUL
-
-
-@pytest.mark.django_db(transaction=True)
-def test_executed_sql_reads_prepared_statements_as_the_sql_they_run(book):
-    """In autocommit on PostgreSQL the second call's statements go as EXECUTE."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    tasks.describe.call(book)
-    with CaptureQueriesContext(connection) as queries:
-        tasks.describe.call(book)
-    sent = executed_sql(queries)
-    assert [sql.split()[0] for sql in sent] == ["INSERT", "UPDATE"], sent
-    assert 'INTO "boogie_tasks_taskrecord"' in sent[0] and "%s" not in sent[0]
-    if connection.vendor == "postgresql":
-        # Each is at least at its second use on this session: prepared.
-        run = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("PREPARE")]
-        assert all(sql.startswith("EXECUTE boogie_") for sql in run), run

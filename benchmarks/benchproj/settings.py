@@ -8,6 +8,10 @@ Environment:
     BOOGIE_BENCH_DB_REUSE_MAX  set by throughput.py in the worker of the "reused" mode
     BOOGIE_BENCH_DB_POOL       set by throughput.py in the worker of the "pool" mode:
                                Django's connection pool (needs psycopg[pool])
+    BOOGIE_BENCH_SERVER_SIDE_BINDING
+                               set (to 1) for the caller and the workers alike:
+                               psycopg's server-side binding, and its prepared
+                               statements from a statement's 5th use on a connection
 """
 
 import os
@@ -53,8 +57,13 @@ def _database(url: str) -> dict:
 # Out of the box: no CONN_MAX_AGE, no pool; Celery's Django fixup closes the
 # connections around every task unless CELERY_DB_REUSE_MAX is set.
 DATABASES = {"default": _database(DATABASE_URL)}
+OPTIONS: dict = DATABASES["default"].setdefault("OPTIONS", {})
 if os.environ.get("BOOGIE_BENCH_DB_POOL"):
-    DATABASES["default"]["OPTIONS"] = {"pool": True}
+    OPTIONS["pool"] = True
+if os.environ.get("BOOGIE_BENCH_SERVER_SIDE_BINDING"):
+    # What docs/performance.rst tells a project to try: psycopg then prepares
+    # a statement it has run prepare_threshold times on a connection.
+    OPTIONS.update(server_side_binding=True, prepare_threshold=5)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
