@@ -130,6 +130,27 @@ def test_detail_shows_the_traceback_in_a_pre_block(admin_client, book, records):
     assert 'boogie-status-failed"' in page
 
 
+def test_detail_shows_each_attempt_in_one_table_and_a_readable_error_help(
+    admin_client, book, tmp_path
+):
+    from boogie_tasks.testing import run_pending
+
+    record = tasks.flaky.delayed(book, str(tmp_path / "tries"), succeed_on=2)
+    run_pending()  # the first attempt fails and is retried at once (no backoff)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCESSFUL and record.attempts == 2
+    url = reverse("admin:boogie_tasks_taskrecord_change", args=[record.pk])
+    page = admin_client.get(url).content.decode()
+    table = page.split('<table class="boogie-attempts">', 1)[1].split("</table>", 1)[0]
+    rows = table.split("<tbody>", 1)[1].split("</tr>")[:-1]
+    assert len(rows) == 2
+    assert "FAILED" in rows[0] and "ConnectionError: attempt 1 failed" in rows[0]
+    assert "SUCCESSFUL" in rows[1] and record.worker in rows[1]
+    assert '"attempt":' not in page  # no raw JSON of the history
+    # The error field's help text reads as text, not as HTML tags.
+    assert "or why the run was canceled" in page and "<ExceptionType>" not in page
+
+
 def test_inline_shows_progress_bars_and_badges(admin_client, book, records):
     page = admin_client.get(reverse("admin:testapp_book_change", args=[book.pk])).content.decode()
     assert '<progress class="boogie-progress" max="100" value="100"' in page

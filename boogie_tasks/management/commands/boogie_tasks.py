@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from boogie_tasks import operations
-from boogie_tasks.admin import eta_display, progress_text
+from boogie_tasks.display import eta_display, progress_text
 from boogie_tasks.exceptions import BoogieTasksError, InvalidState
 from boogie_tasks.management.arguments import age, object_ref, positive, record_id, status
 from boogie_tasks.models import TaskRecord
