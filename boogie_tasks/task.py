@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from django.db import models
 
@@ -16,6 +17,8 @@ from boogie_tasks.status import TaskStatus
 from boogie_tasks.validation import check_object, check_options, check_owner
 
 if TYPE_CHECKING:
+    from django_celery_beat.models import PeriodicTask
+
     from boogie_tasks.models import TaskRecord
     from boogie_tasks.querysets import TaskRecordQuerySet
 
@@ -59,16 +62,18 @@ class Task(Generic[P, R]):
 
     # Starting runs
 
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run now, in this process, and record it; return the stored JSON result.
 
-        On failure the record is FAILED and the exception is raised.
+        The value is what the function returned as it comes back from JSON (a
+        tuple as a list), exactly as a worker stores it. On failure the record
+        is FAILED and the exception is raised.
         """
         from boogie_tasks.recording import create
         from boogie_tasks.runner import execute, worker_id
 
         record = create(self, args, kwargs, TaskStatus.RUNNING, worker=worker_id())
-        return execute(record, self, args[0], reraise=True)  # type: ignore[arg-type]
+        return cast(R, execute(record, self, args[0], reraise=True))  # type: ignore[arg-type]
 
     def delayed(self, *args: P.args, **kwargs: P.kwargs) -> TaskRecord:
         """Record the run as READY and send it to a worker once the transaction commits.
@@ -85,7 +90,10 @@ class Task(Generic[P, R]):
                 return cached
         return publishing.queue(self, fields)
 
-    def schedule(self, when: Any, /, *args: P.args, **kwargs: P.kwargs) -> TaskRecord:
+    def schedule(
+        self, when: float | datetime.timedelta | datetime.datetime, /,
+        *args: P.args, **kwargs: P.kwargs,
+    ) -> TaskRecord:  # fmt: skip
         """Record the run as SCHEDULED; the dispatcher starts it at ``when``.
 
         ``when``: seconds from now (int or float), a ``timedelta``, or a
@@ -98,7 +106,7 @@ class Task(Generic[P, R]):
         fields = recording.prepare(self, args, kwargs)
         return recording.insert(self, fields, TaskStatus.SCHEDULED, run_at=run_at)[0]
 
-    def every(self, schedule: Any, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def every(self, schedule: Any, /, *args: P.args, **kwargs: P.kwargs) -> PeriodicTask:
         """Run for this object on a schedule: a django-celery-beat ``PeriodicTask``.
 
         ``schedule``: a cron string, a ``timedelta`` or a Celery ``crontab``. Each
@@ -109,7 +117,7 @@ class Task(Generic[P, R]):
 
         return recurring.every(self, schedule, args, kwargs)
 
-    def periodic(self, obj: models.Model | None = None) -> models.QuerySet[Any]:
+    def periodic(self, obj: models.Model | None = None) -> models.QuerySet[PeriodicTask]:
         """This task's recurring runs (``PeriodicTask`` rows), for one object or all."""
         from boogie_tasks import recurring
 
@@ -136,9 +144,10 @@ class Task(Generic[P, R]):
         """Records in a final state (successful, failed, cancelled), newest first."""
         return self.tasks(obj).finished()
 
-    def results(self, obj: models.Model | None = None) -> models.QuerySet[Any]:
+    def results(self, obj: models.Model | None = None) -> models.QuerySet[TaskRecord, R]:
         """Results of the successful runs, newest first: a lazy, sliceable sequence."""
-        return self.tasks(obj).successful().values_list("result", flat=True)
+        results = self.tasks(obj).successful().values_list("result", flat=True)
+        return cast("models.QuerySet[TaskRecord, R]", results)
 
     def clean(
         self, obj: models.Model | None = None, keep_last: bool = False, finished: bool = True
