@@ -174,7 +174,8 @@ def execute(
             if reraise or not isinstance(exc, Exception):
                 raise
             return None
-        fields: dict[str, Any] = {**writer.fields(), "result": result}
+        # error: a cancel asked too late to stop the run wrote its reason there.
+        fields: dict[str, Any] = {**writer.fields(), "result": result, "error": ""}
         if writer.total is not None:
             fields["progress_current"] = max(writer.current, writer.total)
         _finish(record, TaskStatus.SUCCESSFUL, fields)
@@ -201,18 +202,23 @@ def _failed(
         fields.update(_retry_fields(task, record))
     if not _finish(record, status, fields, exc):
         return  # cancelled with terminate, or taken over: said by _finish
+    if isinstance(exc, TaskFailed):
+        logger.info("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
+    elif isinstance(exc, _EXPECTED):
+        logger.error("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
+    elif isinstance(exc, SoftTimeLimitExceeded):
+        limit = record.options.get("celery", {}).get("soft_time_limit")
+        logger.error(
+            "task timed out task=%s record=%s limit=%s", record.task_name, record.pk, limit
+        )
+    elif status != TaskStatus.CANCELED:
+        logger.error("task raised task=%s record=%s", record.task_name, record.pk, exc_info=exc)
     if retried:
         logger.info(
             "will retry task=%s record=%s attempt=%s of %s at=%s",
             record.task_name, record.pk, record.attempts + 1, record.max_attempts,
             fields["run_at"].isoformat(),
         )  # fmt: skip
-    elif isinstance(exc, TaskFailed):
-        logger.info("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
-    elif isinstance(exc, (*_EXPECTED, SoftTimeLimitExceeded)):
-        logger.error("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
-    elif status != TaskStatus.CANCELED:
-        logger.error("task raised task=%s record=%s", record.task_name, record.pk, exc_info=exc)
 
 
 def _failure(record: TaskRecord, exc: BaseException) -> tuple[str, dict[str, Any]]:

@@ -26,7 +26,34 @@ from django.db import connections, models
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.status import TaskStatus
 
-__all__ = ["CLAIM_READY", "CLAIM_WAITING", "can_return", "claim"]
+__all__ = [
+    "CLAIM_READY",
+    "CLAIM_WAITING",
+    "FINISH",
+    "INSERT",
+    "can_return",
+    "claim",
+    "execute",
+    "insert",
+]
+
+# A new record, every column as the instance holds it (``.delayed()``, ``.call()``,
+# ``.paused()``, ``.schedule()``: one each). Many at once go through bulk_create().
+INSERT = """
+INSERT INTO boogie_tasks_taskrecord (
+    id, task_name, status, content_type_id, object_id, args, kwargs, result, error,
+    traceback, progress_current, progress_total, progress_message, created_at, run_at,
+    queued_at, started_at, finished_at, heartbeat_at, attempts, max_attempts, history,
+    worker, owner_id, queue, priority, options, cancel_requested, args_hash, unique_key
+) VALUES (
+    %(id)s, %(task_name)s, %(status)s, %(content_type_id)s, %(object_id)s, %(args)s,
+    %(kwargs)s, %(result)s, %(error)s, %(traceback)s, %(progress_current)s,
+    %(progress_total)s, %(progress_message)s, %(created_at)s, %(run_at)s, %(queued_at)s,
+    %(started_at)s, %(finished_at)s, %(heartbeat_at)s, %(attempts)s, %(max_attempts)s,
+    %(history)s, %(worker)s, %(owner_id)s, %(queue)s, %(priority)s, %(options)s,
+    %(cancel_requested)s, %(args_hash)s, %(unique_key)s
+)
+""".strip()
 
 # A worker's claim: a READY record that is due starts its next attempt, unless
 # its attempts are used up (a task that kills its own process cannot loop).
@@ -67,6 +94,25 @@ WHERE id = %(id)s
 RETURNING *
 """.strip()
 
+# The end of an attempt: its outcome, written only while the attempt is still
+# the record's current one. A NULL error or run_at keeps the record's own (the
+# reason a cancel wrote; the time a retry is not due to change).
+FINISH = """
+UPDATE boogie_tasks_taskrecord
+SET status = %(status)s,
+    result = %(result)s,
+    error = COALESCE(%(error)s, error),
+    traceback = %(traceback)s,
+    progress_current = %(progress_current)s,
+    progress_total = %(progress_total)s,
+    progress_message = %(progress_message)s,
+    run_at = COALESCE(%(run_at)s, run_at),
+    finished_at = %(finished_at)s,
+    history = %(history)s
+WHERE id = %(id)s
+  AND CASE WHEN status = 'RUNNING' AND attempts = %(attempts)s THEN 1 ELSE 0 END = 1
+""".strip()
+
 # The statuses each statement moves from, for ``transitions.claim``'s ORM fallback.
 CLAIMS_FROM = {
     CLAIM_READY: (TaskStatus.READY,),
@@ -88,6 +134,32 @@ def _returns(vendor: str) -> bool:
     if vendor == "sqlite":
         return sqlite3.sqlite_version_info >= (3, 35)
     return vendor == "postgresql"
+
+
+def execute(statement: str, using: str, values: dict[str, Any]) -> int:
+    """Run a statement that writes, each value sent as its field sends it; return rows changed."""
+    connection = connections[using]
+    fields = _fields()
+    params = {
+        name: value if value is None or name not in fields
+        else fields[name].get_db_prep_save(value, connection)
+        for name, value in values.items()
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+@functools.cache
+def _fields() -> dict[str, models.Field[Any, Any]]:
+    return {field.attname: field for field in TaskRecord._meta.concrete_fields}
+
+
+def insert(record: TaskRecord, using: str) -> None:
+    """INSERT a new record with every column, as ``save()`` would, without its signals."""
+    values = {field.attname: field.pre_save(record, True) for field in _fields().values()}
+    execute(INSERT, using, values)
+    record._state.adding, record._state.db = False, using
 
 
 def claim(statement: str, using: str, pk: Any, now: Any, worker: str) -> TaskRecord | None:

@@ -90,7 +90,7 @@ def create(record: TaskRecord) -> TaskRecord:
     if record.status == TaskStatus.RUNNING:
         record.attempts = 1
         record.started_at = record.heartbeat_at = record.created_at
-    record.save(force_insert=True, using=_db())
+    sql.insert(record, _db())
     return record
 
 
@@ -204,18 +204,26 @@ def finish(
     added to ``history``; the record in memory takes the written values.
     """
     now = timezone.now()
-    fields = {**fields, "status": status}
-    if status in TaskStatus.final():
-        fields["finished_at"] = now
     ended = TaskStatus.FAILED if status == TaskStatus.SCHEDULED else status  # a retry: failed
-    entry = attempt_entry(
-        record, ended, now, exc, fields.get("error", ""), fields.get("traceback", "")
-    )
-    fields["history"] = [*record.history, entry]
-    if not _running(record.pk, record.attempts).update(**fields):
+    error, traceback = fields.get("error"), fields.get("traceback", "")
+    entry = attempt_entry(record, ended, now, exc, error or "", traceback)
+    values = {
+        "status": status,
+        "result": fields.get("result"),
+        "error": error,  # None: the record's own (a cancel's reason) stays
+        "traceback": traceback,
+        "progress_current": fields.get("progress_current", record.progress_current),
+        "progress_total": fields.get("progress_total", record.progress_total),
+        "progress_message": fields.get("progress_message", record.progress_message),
+        "run_at": fields.get("run_at"),
+        "finished_at": now if status in TaskStatus.final() else None,
+        "history": [*record.history, entry],
+    }
+    if not sql.execute(sql.FINISH, _db(), {**values, "id": record.pk, "attempts": record.attempts}):
         return False
-    for name, value in fields.items():
-        setattr(record, name, value)
+    for name, value in values.items():
+        if value is not None or name in ("result", "finished_at", "progress_total"):
+            setattr(record, name, value)
     return True
 
 
@@ -241,9 +249,12 @@ def cancel(record: TaskRecord, *, terminate: bool = False, reason: str = "") -> 
     running = _records().fenced(record.pk, status=TaskStatus.RUNNING)
     if terminate:
         # Final first: whatever the killed run would still write is fenced out.
-        changed = running.update(
-            status=TaskStatus.CANCELED, cancel_requested=True, finished_at=now, error=error
-        )
+        # The attempt it ends goes to the history, so the row is read first.
+        row = running.only("history", "attempts", "started_at", "worker").first()
+        changed = row is not None and _running(record.pk, row.attempts).update(
+            status=TaskStatus.CANCELED, cancel_requested=True, finished_at=now, error=error,
+            history=[*row.history, attempt_entry(row, TaskStatus.CANCELED, now, error=error)],
+        )  # fmt: skip
         outcome = "canceled" if changed else None
     else:
         changed = running.update(cancel_requested=True, error=error)
