@@ -90,7 +90,10 @@ def broker_down():
 @override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=0)
 def test_broker_down_leaves_the_record_ready_with_the_reason(broker_down, book):
     record = tasks.describe.delayed(book)
+    # The record returned says what the database holds: the reason, never published.
+    assert record.error.startswith("BrokerUnavailable: ") and record.queued_at is None
     record.refresh_from_db()
+    assert record.queued_at is None
     assert record.status == TaskStatus.READY
     assert record.error.startswith("BrokerUnavailable: ")
 

@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boogie_tasks import TaskStatus, progress, transitions
+from boogie_tasks import Task, TaskStatus, progress, transitions
 from boogie_tasks.exceptions import InvalidState, ObjectDeleted, UnknownTask
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.runner import execute, run
@@ -220,3 +220,37 @@ def test_the_claim_caps_attempts(book):
     assert claim(record.pk) is not None
     TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.READY)
     assert claim(record.pk) is None  # max_attempts is 1
+
+
+def test_call_records_created_before_started_before_finished(book):
+    tasks.describe.call(book)
+    record = tasks.describe.tasks(book).get()
+    assert record.created_at <= record.started_at <= record.finished_at
+
+
+def test_a_terminated_run_is_logged_as_the_cancel_it_was(book, caplog):
+    """The worker's SystemExit after cancel(terminate=True) is no crash and no lost finish."""
+    import logging
+
+    record = tasks.describe.paused(book)
+    claimed = claim(record.pk)
+    assert record.cancel(terminate=True, reason="stop") is True
+    caplog.set_level(logging.INFO, logger="boogie_tasks")
+
+    task = Task(func=_killed, name=tasks.describe.name)
+    with pytest.raises(SystemExit):
+        execute(claimed, task=task, obj=book)
+    loud = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "boogie_tasks" and r.levelno >= logging.WARNING
+    ]
+    assert loud == []
+    assert any(r.getMessage().startswith("run ended after cancel") for r in caplog.records)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.CANCELED and record.error == "Canceled: stop"
+    assert [entry["status"] for entry in record.history] == ["CANCELED"]
+
+
+def _killed(obj, *args, **kwargs):
+    raise SystemExit(0)  # what Celery's SIGTERM does to a pool process
