@@ -98,16 +98,22 @@ def run(n: int, rounds: int, modes: list[str], logs: Path) -> list[Sample]:
                 if mode != backlog_mode:
                     continue
                 for peer in rotated(round_, BACKLOG):
-                    autocommit, atomic, tasks = measure_backlog(peer, items, worker)
+                    autocommit, atomic, tasks, worker_cpu, db_cpu = measure_backlog(
+                        peer, items, worker
+                    )
                     samples += [
                         Sample(peer.name, PAUSED, AUTOCOMMIT, round_, enqueue=autocommit),
                         Sample(peer.name, PAUSED, ATOMIC, round_, enqueue=atomic),
-                        Sample(peer.name, mode, BACKLOG, round_, tasks=tasks),
-                    ]
+                        Sample(
+                            peer.name, mode, BACKLOG, round_, tasks=tasks,
+                            worker_cpu=worker_cpu, db_cpu=db_cpu,
+                        ),
+                    ]  # fmt: skip
                     print(
                         f"  round {round_ + 1}  {BACKLOG:<10} {peer.name:<22} "
                         f"enqueue {autocommit:5.0f}/s autocommit, {atomic:5.0f}/s atomic, "
-                        f"worker paused; then {tasks:4.0f} tasks/s draining",
+                        f"worker paused; then {tasks:4.0f} tasks/s draining "
+                        f"(CPU per task: worker {worker_cpu:.2f} ms, PostgreSQL {db_cpu:.2f} ms)",
                         flush=True,
                     )
     print(f"\nLoad average at the end: {load_average()}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -121,6 +123,8 @@ class Sample:
     round: int
     enqueue: float = math.nan  # calls per second
     tasks: float = math.nan  # tasks per second
+    worker_cpu: float = math.nan  # ms of CPU per task, the worker's processes (draining)
+    db_cpu: float = math.nan  # ms of CPU per task, PostgreSQL's processes (draining)
 
 
 def enqueue_all(peer: Peer, caller: str, items: list[Item]) -> float:
@@ -185,13 +189,50 @@ def measure(peer: Peer, caller: str, items: list[Item], worker: Worker) -> tuple
     return len(items) / (enqueued - started), len(items) / (last - started)
 
 
-def measure_backlog(peer: Peer, items: list[Item], worker: Worker) -> tuple[float, float, float]:
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user and system) the processes have used so far; gone ones count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its children (a prefork worker: the master and its pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
+def _postgres() -> list[int]:
+    """PostgreSQL's processes on this machine (the benchmark's server is local)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def measure_backlog(
+    peer: Peer, items: list[Item], worker: Worker
+) -> tuple[float, float, float, float, float]:
     """Enqueue while the worker is paused, then let it drain the backlog.
 
     Half the items are enqueued in autocommit and half in one atomic block,
     each timed: the caller's own cost, with no worker competing for the CPU.
     Returns (enqueue calls/s autocommit, enqueue calls/s atomic, worker
-    tasks/s from the resume to the last completion).
+    tasks/s from the resume to the last completion, and the CPU milliseconds
+    per task of the worker's processes and of PostgreSQL's while draining).
     """
     reset_state()
     connection.ensure_connection()
@@ -208,11 +249,17 @@ def measure_backlog(peer: Peer, items: list[Item], worker: Worker) -> tuple[floa
     atomic = (len(items) - half) / (enqueued - started)
     if completion.read()[0] or queue_length() != len(items):
         raise BenchmarkError(f"{peer.name}: the paused worker took messages")
+    workers, databases = _tree(worker.process.pid), _postgres()
+    cpu = _cpu(workers), _cpu(databases)
     resumed = time.time()
     worker.resume()
     last = wait_done(len(items), worker)
+    per_task = [
+        (_cpu(pids) - before) * 1000 / len(items)
+        for pids, before in zip((workers, databases), cpu, strict=True)
+    ]
     check_done(peer, len(items))
-    return autocommit, atomic, len(items) / (last - resumed)
+    return autocommit, atomic, len(items) / (last - resumed), *per_task
 
 
 def warm_up(worker: Worker, items: list[Item], backlog: bool) -> None:

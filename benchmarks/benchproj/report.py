@@ -112,9 +112,16 @@ def print_tables(samples: list[Sample], modes: list[str], rounds: int, n: int) -
         return
     mode = drained[0].mode
     print(f"\nWorker alone: a backlog of {n} tasks drained (worker db {mode}).")
-    _header(f"{'peer':<22}", f"{'tasks/s':>7}", *ratio_columns)
+    print("CPU ms per task, medians: the worker's processes, PostgreSQL's.")
+    _header(
+        f"{'peer':<22}", f"{'tasks/s':>7}", *ratio_columns, f"{'worker':>6}", f"{'postgres':>8}"
+    )
     for peer in (BARE, DCR, BOOGIE):
-        print(f"{peer:<22} {_cells(samples, peer, mode, BACKLOG, 'tasks')}")
+        cpu = [median(samples, peer, mode, BACKLOG, field) for field in ("worker_cpu", "db_cpu")]
+        print(
+            f"{peer:<22} {_cells(samples, peer, mode, BACKLOG, 'tasks')} "
+            f"{cpu[0]:6.2f} {cpu[1]:8.2f}"
+        )
     print(f"\nEnqueue alone: {n // 2} calls per caller while the worker was paused.")
     _header(f"{'peer':<22}", f"{'caller':<10}", f"{'enqueue/s':>9}", *ratio_columns)
     for caller in (AUTOCOMMIT, ATOMIC):
