@@ -61,6 +61,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="boogie_tasks.E001",
             )
         )
+    synchronous = settings.CLAIM_SYNCHRONOUS_COMMIT
+    if not isinstance(synchronous, bool):
+        errors.append(
+            Error(
+                "BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT must be True or False, "
+                f"not {synchronous!r}.",
+                id="boogie_tasks.E005",
+            )
+        )
     policy = settings.ON_BROKER_ERROR
     if policy not in ("retry", "run", "fail"):
         errors.append(

@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "PUBLISH_MAX_RETRIES": 2,
     # What .delayed() does when the broker cannot be reached: "retry", "run" or "fail".
     "ON_BROKER_ERROR": "retry",
+    # PostgreSQL: a worker's claim waits for the disk like every commit (False: it
+    # does not, for more runs a second; see docs/guarantees.rst).
+    "CLAIM_SYNCHRONOUS_COMMIT": True,
 }
 
 

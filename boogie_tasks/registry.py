@@ -35,6 +35,11 @@ def get(name: str) -> Task[Any, Any]:
         ) from None
 
 
+def find(name: str) -> Task[Any, Any] | None:
+    """Return the task registered under ``name``, or None."""
+    return _tasks.get(name)
+
+
 def all_tasks() -> dict[str, Task[Any, Any]]:
     """Return a copy of the registry, by name."""
     return dict(_tasks)

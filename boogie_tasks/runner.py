@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -66,17 +67,30 @@ def run(record_id: str) -> str:
 
     Returns the final status, so that Celery's own log line tells how it went.
     """
-    record = transitions.claim(record_id, worker=worker_id())
+    # Celery's shadow name is the task's: where the task says its object's model,
+    # the claim reads the object too.
+    task = registry.find(getattr(run.request, "shadow", None) or "")
+    record, obj = _claim(record_id, task)
     early = _early_by(record_id) if record is None else None
     if early is not None:
         # An ETA message may fire a hair before run_at by this clock: wait, then claim.
         time.sleep(early)
-        record = transitions.claim(record_id, worker=worker_id())
+        record, obj = _claim(record_id, task)
     if record is None:
         logger.info("dropped message record=%s: not ready, not due, or already claimed", record_id)
         return "DROPPED"
-    execute(record)
+    execute(record, obj=obj)
     return str(record.status)
+
+
+def _claim(record_id: str, task: Task[Any, Any] | None) -> tuple[TaskRecord | None, Any]:
+    model = task.model if task is not None else None
+    if model is None:
+        return transitions.claim(record_id, worker=worker_id()), None
+    content_type = ContentType.objects.get_for_model(model).pk
+    return transitions.claim_with_object(
+        record_id, worker=worker_id(), model=model, content_type=content_type
+    )
 
 
 @shared_task(name="boogie_tasks.spawn", ignore_result=True)
@@ -228,14 +242,14 @@ def _failure(record: TaskRecord, exc: BaseException) -> tuple[str, dict[str, Any
     if isinstance(exc, TaskFailed):
         return TaskStatus.FAILED, {"error": str(exc)}
     if isinstance(exc, _EXPECTED):
-        return TaskStatus.FAILED, {"error": transitions.describe(exc)}
+        return TaskStatus.FAILED, {"error": _describe(exc)}
     if isinstance(exc, SoftTimeLimitExceeded):
         limit = record.options.get("celery", {}).get("soft_time_limit")
         error = f"TimeLimitExceeded: the run went past its time limit of {limit} s"
-        return TaskStatus.FAILED, {"error": error, "traceback": transitions.format_traceback(exc)}
+        return TaskStatus.FAILED, {"error": error, "traceback": _format_traceback(exc)}
     return TaskStatus.FAILED, {
-        "error": transitions.describe(exc),
-        "traceback": transitions.format_traceback(exc),
+        "error": _describe(exc),
+        "traceback": _format_traceback(exc),
     }
 
 
@@ -314,3 +328,14 @@ def cancel(record: TaskRecord, terminate: bool = False, reason: str = "") -> boo
             logger.info("terminate requested task=%s record=%s", record.task_name, record.pk)
         send(task_finished, record=record, status=record.status)
     return outcome is not None
+
+
+def _describe(exc: BaseException) -> str:
+    """``"<ExceptionType>: <message>"``, or the type alone for an empty message."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The exception's traceback, as Python prints it."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

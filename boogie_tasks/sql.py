@@ -11,31 +11,29 @@ Each statement finds its row by primary key alone. Its other conditions are
 wrapped in ``CASE``, which no index matches: left bare, PostgreSQL may pick
 the index on ``status`` when its statistics say few records are READY, and
 then read every waiting record to find this one (``querysets.fenced`` does
-the same for the ORM's fenced writes). The row comes back through
-``TaskRecord.objects.raw()``, so Django converts its values as for any query.
+the same for the ORM's fenced writes). Values go out as the model's fields
+send them and come back through the converters Django itself applies to
+what a query reads.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, router
 
+from boogie_tasks.conf import settings
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.status import TaskStatus
 
 __all__ = [
-    "CLAIM_READY",
-    "CLAIM_WAITING",
-    "FINISH",
-    "INSERT",
-    "can_return",
-    "claim",
-    "execute",
-    "insert",
-]
+    "CLAIM_READY", "CLAIM_READY_WITH_OBJECT", "CLAIM_WAITING", "FINISH", "INSERT", "UNFLUSHED",
+    "can_claim_with_object", "can_return", "claim", "claim_with_object", "configured", "execute",
+    "insert", "unflushed",
+]  # fmt: skip
 
 # A new record, every column as the instance holds it (``.delayed()``, ``.call()``,
 # ``.paused()``, ``.schedule()``: one each). Many at once go through bulk_create().
@@ -113,6 +111,27 @@ WHERE id = %(id)s
   AND CASE WHEN status = 'RUNNING' AND attempts = %(attempts)s THEN 1 ELSE 0 END = 1
 """.strip()
 
+# The worker's claim, and in the same round trip the object of a task that says
+# which model it takes (``Task.model``). PostgreSQL only: an UPDATE inside WITH.
+# object_id is cast only for a record of that model (CASE decides first); a
+# record of another model, or whose object is gone, comes back without it.
+CLAIM_READY_WITH_OBJECT = """
+WITH claimed AS (
+{claim}
+)
+SELECT claimed.*, object.*
+FROM claimed
+LEFT JOIN {table} AS object
+  ON object.{pk} = CASE WHEN claimed.content_type_id = %(content_type)s
+                        THEN CAST(claimed.object_id AS {pk_type}) END
+""".strip()
+
+# BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT = False: a claim that is a transaction of
+# its own (a worker's, on PostgreSQL) commits without waiting for the disk.
+# set_config(..., true) holds for that one transaction: inside a caller's
+# transaction it would outlive the claim, so there the claim is sent as it is.
+UNFLUSHED = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_settings"
+
 # The statuses each statement moves from, for ``transitions.claim``'s ORM fallback.
 CLAIMS_FROM = {
     CLAIM_READY: (TaskStatus.READY,),
@@ -164,13 +183,125 @@ def insert(record: TaskRecord, using: str) -> None:
 
 def claim(statement: str, using: str, pk: Any, now: Any, worker: str) -> TaskRecord | None:
     """Run one of the claim statements; return the record as it left it, or None."""
-    # The id as its field sends it (text on SQLite); raw() adapts the time itself.
-    pk_field = cast(models.UUIDField, TaskRecord._meta.get_field("id"))
-    params = {
-        "id": pk_field.get_db_prep_value(pk, connections[using]),
-        "now": now,
+    with connections[using].cursor() as cursor:
+        cursor.execute(statement, _claim_params(using, pk, now, worker))
+        row = cursor.fetchone()
+        columns = [column[0] for column in cursor.description or ()]
+    return None if row is None else _instance(TaskRecord, using, columns, row)
+
+
+def configured(statement: str, using: str) -> str:
+    """The claim ``statement`` as ``BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT`` says."""
+    connection = connections[using]
+    if (
+        settings.CLAIM_SYNCHRONOUS_COMMIT
+        or connection.vendor != "postgresql"
+        or connection.in_atomic_block
+    ):
+        return statement
+    return unflushed(statement)
+
+
+@functools.lru_cache(maxsize=8)
+def unflushed(statement: str) -> str:
+    """The claim ``statement``, committed without waiting for the disk (see ``UNFLUSHED``)."""
+    return statement.replace("\nWHERE id", f"\n{UNFLUSHED}\nWHERE id", 1)
+
+
+def claim_with_object(
+    statement: str, using: str, pk: Any, now: Any, worker: str,
+    model: type[models.Model], content_type: int,
+) -> tuple[TaskRecord | None, models.Model | None]:  # fmt: skip
+    """The claim ``statement`` in ``CLAIM_READY_WITH_OBJECT``: the record, and its object."""
+    params = {**_claim_params(using, pk, now, worker), "content_type": content_type}
+    with connections[using].cursor() as cursor:
+        cursor.execute(_with_object(statement, using, model), params)
+        row = cursor.fetchone()
+        columns = [column[0] for column in cursor.description or ()]
+    if row is None:
+        return None, None
+    width = len(TaskRecord._meta.concrete_fields)
+    record = _instance(TaskRecord, using, columns[:width], row[:width])
+    found = row[width + columns[width:].index(str(_pk(model).column))] is not None
+    return record, _instance(model, using, columns[width:], row[width:]) if found else None
+
+
+def can_claim_with_object(using: str, model: type[models.Model]) -> bool:
+    """Whether ``claim_with_object`` can read ``model``'s objects with records of ``using``.
+
+    PostgreSQL, the model read from the same database, in one table of its
+    own, through Django's own base manager, with a primary key of a type
+    ``object_id`` casts back to (integers, UUIDs, text).
+    """
+    meta = model._meta
+    return (
+        connections[using].vendor == "postgresql"
+        and router.db_for_read(model) == using
+        and not (meta.parents or meta.proxy or meta.base_manager_name)
+        and not getattr(meta, "is_composite_pk", False)
+        and _pk(model).get_internal_type() in _CASTABLE
+    )
+
+
+_CASTABLE = frozenset(
+    {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+        "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+        "PositiveSmallIntegerField", "UUIDField", "CharField", "TextField", "SlugField",
+    }
+)  # fmt: skip
+
+
+def _pk(model: type[models.Model]) -> models.Field[Any, Any]:
+    pk = model._meta.pk
+    assert pk is not None  # every concrete model has one
+    return pk
+
+
+def _claim_params(using: str, pk: Any, now: Any, worker: str) -> dict[str, Any]:
+    connection = connections[using]
+    return {
+        "id": _fields()["id"].get_db_prep_value(pk, connection),
+        "now": _fields()["started_at"].get_db_prep_value(now, connection),
         "worker": worker,
     }
-    # list(): the cursor is read to its end, so SQLite finishes the statement.
-    rows = list(TaskRecord.objects.db_manager(using).raw(statement, params))
-    return rows[0] if rows else None
+
+
+@functools.lru_cache(maxsize=64)
+def _with_object(statement: str, using: str, model: type[models.Model]) -> str:
+    """``CLAIM_READY_WITH_OBJECT`` around the claim ``statement``, for ``model``'s objects."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    return CLAIM_READY_WITH_OBJECT.format(
+        claim=statement.replace("RETURNING *", "RETURNING boogie_tasks_taskrecord.*"),
+        table=quote(model._meta.db_table),
+        pk=quote(str(_pk(model).column)),
+        pk_type=_pk(model).cast_db_type(connection),
+    )
+
+
+def _instance(model: type[models.Model], using: str, columns: list[str], row: Sequence[Any]) -> Any:
+    """The instance the ORM would make of a row read by ``columns``, in any order."""
+    connection = connections[using]
+    by_column = dict(zip(columns, row, strict=True))
+    values = []
+    for column, converters in _converters(using, connection.vendor, model):
+        value = by_column[column]
+        for converter, expression in converters:
+            value = converter(value, expression, connection)
+        values.append(value)
+    return model.from_db(using, [field.attname for field in model._meta.concrete_fields], values)
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(
+    using: str, vendor: str, model: type[models.Model]
+) -> list[tuple[str, list[tuple[Any, Any]]]]:
+    """Each concrete field's column, and what Django applies to a value read from it."""
+    connection = connections[using]
+    result = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        result.append((str(field.column), [(converter, column) for converter in found]))
+    return result

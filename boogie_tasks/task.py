@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -55,6 +56,22 @@ class Task(Generic[P, R]):
             if hasattr(self.func, name):
                 object.__setattr__(self, name, getattr(self.func, name))
         object.__setattr__(self, "__wrapped__", self.func)
+
+    @functools.cached_property
+    def model(self) -> type[models.Model] | None:
+        """The model of the object this task takes, from its first parameter's annotation.
+
+        A worker's claim then reads the object in the same round trip. None
+        when the annotation is missing, cannot be resolved, or is not a model.
+        """
+        try:
+            hints = typing.get_type_hints(self.func)
+        except Exception:  # a name only imported for type checking, say
+            return None
+        hint = hints.get(next(iter(self.signature.parameters)))
+        if isinstance(hint, type) and issubclass(hint, models.Model) and not hint._meta.abstract:
+            return hint
+        return None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the plain function; nothing is recorded."""

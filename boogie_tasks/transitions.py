@@ -10,7 +10,7 @@ A record's life, and the function that writes each step::
     READY, never published        READY (error kept)            publish_failed ("retry")
     READY, publish failed         FAILED                        publish_failed ("fail")
     READY, unclaimed for a while  READY (published again)       take_unclaimed
-    READY, due                    RUNNING (attempts + 1)        claim (a worker)
+    READY, due                    RUNNING (attempts + 1)        claim, claim_with_object (a worker)
     PAUSED, SCHEDULED, READY      RUNNING (attempts + 1)        claim (run here)
     RUNNING, same attempt         RUNNING (progress, heartbeat) write_progress, beat
     RUNNING, same attempt         SUCCESSFUL, FAILED, CANCELED  finish
@@ -34,11 +34,10 @@ Every finished attempt adds an entry to the record's ``history``: see
 from __future__ import annotations
 
 import datetime
-import traceback as tb
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import router, transaction
+from django.db import DataError, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -49,20 +48,10 @@ from boogie_tasks.querysets import TaskRecordQuerySet
 from boogie_tasks.status import TaskStatus
 
 __all__ = [
-    "attempt_entry",
-    "beat",
-    "cancel",
-    "claim",
-    "create",
-    "create_many",
-    "enqueue",
-    "finish",
-    "publish_failed",
-    "take_due",
-    "take_lost",
-    "take_unclaimed",
-    "write_progress",
-]
+    "attempt_entry", "beat", "cancel", "claim", "claim_with_object", "create",
+    "create_many", "enqueue", "finish", "publish_failed", "take_due", "take_lost",
+    "take_unclaimed", "write_progress",
+]  # fmt: skip
 
 # The most rows one bulk move takes in one statement (the dispatcher's sweeps).
 BATCH = 500
@@ -147,7 +136,7 @@ def claim(record_id: Any, *, worker: str, waiting: bool = False) -> TaskRecord |
     now = timezone.now()
     statement = sql.CLAIM_WAITING if waiting else sql.CLAIM_READY
     if sql.can_return(using):
-        return sql.claim(statement, using, record_id, now, worker)
+        return sql.claim(sql.configured(statement, using), using, record_id, now, worker)
     due = Q() if waiting else Q(run_at__isnull=True) | Q(run_at__lte=now)
     pending = TaskRecord.objects.using(using).fenced(
         record_id, due, status__in=sql.CLAIMS_FROM[statement], attempts__lt=F("max_attempts")
@@ -157,6 +146,32 @@ def claim(record_id: Any, *, worker: str, waiting: bool = False) -> TaskRecord |
         worker=worker, error="", traceback="", cancel_requested=False,
     )  # fmt: skip
     return TaskRecord.objects.using(using).get(pk=record_id) if claimed else None
+
+
+def claim_with_object(
+    record_id: Any, *, worker: str, model: type[models.Model], content_type: int
+) -> tuple[TaskRecord | None, models.Model | None]:
+    """A worker's ``claim`` that also reads the record's object, if it is a ``model``'s.
+
+    One round trip where the database can (``sql.can_claim_with_object``);
+    elsewhere, and for a record of another model or whose object is gone, the
+    object is None and the caller fetches it.
+    """
+    using = _db()
+    # In a transaction a failed statement would break it: there, two round trips.
+    if transaction.get_connection(using).in_atomic_block or not sql.can_claim_with_object(
+        using, model
+    ):
+        return claim(record_id, worker=worker), None
+    statement = sql.configured(sql.CLAIM_READY, using)
+    try:
+        return sql.claim_with_object(
+            statement, using, record_id, timezone.now(), worker, model, content_type
+        )
+    except DataError:
+        # An object_id the model's primary key cannot take (written by hand): the
+        # statement changed nothing. Claimed alone, the run fails on the fetch, saying why.
+        return claim(record_id, worker=worker), None
 
 
 def _running(record_id: Any, attempts: int) -> TaskRecordQuerySet:
@@ -330,14 +345,3 @@ def take_lost(cutoff: datetime.datetime, error: str) -> dict[str, list[TaskRecor
                 setattr(row, name, value)
             moved[outcome].append(row)
     return moved
-
-
-def describe(exc: BaseException) -> str:
-    """``"<ExceptionType>: <message>"``, or the type alone for an empty message."""
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def format_traceback(exc: BaseException) -> str:
-    """The exception's traceback, as Python prints it."""
-    return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from boogie_tasks import TaskFailed, progress, task
+from tests.testapp.models import Book
 
 
 def _mark(path: str | None, text: str) -> None:
@@ -21,7 +22,7 @@ def describe(obj, suffix="", marker=None):
 
 
 @task
-def count_pages(book, delay=0.0):
+def count_pages(book: Book, delay=0.0):
     for _ in progress(range(book.pages), message="counting"):
         time.sleep(delay)
     return book.pages
