@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -44,9 +45,14 @@ ONE_WORKER = pytest.mark.parametrize("broker", ["filesystem"], indirect=True)
 IN_BROWSER = pytest.mark.django_db(transaction=True)
 
 
-def render(record: Any, arguments: str = "", **context: Any) -> str:
+STAFF = SimpleNamespace(is_authenticated=True, is_active=True, is_staff=True, pk=None)
+
+
+def render(record: Any, arguments: str = "", user: Any = STAFF, **context: Any) -> str:
+    """The tag rendered for a request of ``user`` (staff by default: may see every record)."""
     template = Template("{% load boogie_tasks %}{% task_progress record " + arguments + " %}")
-    return template.render(Context({"record": record, **context}))
+    request = SimpleNamespace(user=user)
+    return template.render(Context({"record": record, "request": request, **context}))
 
 
 # The template tag
@@ -67,6 +73,34 @@ def test_tag_renders_the_records_state(book):
     assert 'src="/static/boogie_tasks/progress.js"' in html
     assert 'href="/static/boogie_tasks/progress.css"' in html
     assert "data-cancel-url" not in html and "boogie-task__cancel" not in html
+
+
+@pytest.mark.django_db
+def test_tag_shows_nothing_of_a_record_the_user_may_not_see(book):
+    """The rule of GET tasks/<id>/: the first render must not leak what a poll would refuse."""
+    from django.contrib.auth.models import AnonymousUser, User
+
+    tasks.count_pages.call(book)
+    record = tasks.count_pages.tasks(book).get()
+    owner = User.objects.create_user("owner")
+    TaskRecord.objects.filter(pk=record.pk).update(owner=owner)
+    record.refresh_from_db()
+    for user in (AnonymousUser(), User.objects.create_user("stranger"), None):
+        html = render(record, user=user)
+        assert "Successful" not in html and "100%" not in html, user
+        assert 'class="boogie-task__result" hidden>' in html and ">5<" not in html
+        assert 'data-status=""' in html and "data-complete" not in html  # polled: may say 404
+    html = render(record, user=owner)
+    assert ">Successful<" in html and ">5</div>" in html
+
+
+@pytest.mark.django_db
+def test_a_final_record_is_drawn_once_and_not_polled(book):
+    tasks.count_pages.call(book)
+    assert 'data-complete="true"' in render(tasks.count_pages.tasks(book).get())
+    assert "data-complete" not in render(tasks.count_pages.paused(book))
+    script = (STATIC_DIR / "boogie_tasks" / "progress.js").read_text()
+    assert 'getAttribute("data-complete") === "true"' in script
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 
 from boogie_tasks.models import TaskRecord
+from boogie_tasks.permissions import has_permission
 from boogie_tasks.views import record_payload
 
 register = template.Library()
@@ -29,7 +30,9 @@ def task_progress(
     """Render a progress bar that follows the record until it is final.
 
     Args:
-        record: a ``TaskRecord``, or its id (the bar then starts empty).
+        record: a ``TaskRecord``, or its id (the bar then starts empty). A record
+            the request's user may not see (``BOOGIE_TASKS_PERMISSION``) is
+            drawn as an id is; a final one is not polled.
         interval: milliseconds between two status requests while the tab is visible.
         cancel: show a button that cancels the run (``POST tasks/<id>/cancel/``).
         assets: include ``progress.js`` and ``progress.css``; pass False when the
@@ -37,7 +40,11 @@ def task_progress(
         max_failures: failed requests in a row before the bar gives up with an error.
     """
     if isinstance(record, TaskRecord):
-        record_id, payload = str(record.pk), record_payload(record)
+        # The rule of GET tasks/<id>/, for the request's user: nothing of a
+        # record they may not see (the bar then starts empty, as for an id).
+        user = getattr(context.get("request"), "user", None)
+        visible = has_permission(user, record, "view")
+        record_id, payload = str(record.pk), record_payload(record) if visible else None
     else:
         record_id, payload = str(uuid.UUID(str(record))), None
     try:

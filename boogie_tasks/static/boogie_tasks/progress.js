@@ -290,6 +290,9 @@
       }
       var bar = new Bar(element);
       element.boogieTask = bar;
+      if (element.getAttribute("data-complete") === "true") {
+        continue; // drawn final by the server: nothing will change
+      }
       bars.push(bar);
       bar.schedule(0);
     }
