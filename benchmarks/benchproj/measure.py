@@ -189,38 +189,48 @@ def measure(peer: Peer, caller: str, items: list[Item], worker: Worker) -> tuple
     return len(items) / (enqueued - started), len(items) / (last - started)
 
 
-def _cpu(pids: list[int]) -> float:
-    """CPU seconds (user and system) the processes have used so far; gone ones count 0."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name (from the state on)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def _tree(pid: int) -> list[int]:
-    """The process and its children (a prefork worker: the master and its pool)."""
+def _cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds used by the process (and, with ``children``, by its reaped children)."""
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        fields = _stat(pid)
     except OSError:
-        return [pid]
-    return [pid, *map(int, children)]
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres() -> list[int]:
-    """PostgreSQL's processes on this machine (the benchmark's server is local)."""
-    pids = []
+def worker_cpu(pid: int) -> float:
+    """CPU seconds used so far by a prefork worker: its master and its pool processes."""
+    try:
+        pool = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        pool = []
+    return _cpu(pid, children=True) + sum(_cpu(int(child)) for child in pool)
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the local PostgreSQL: its postmaster, with the backends
+    it reaped, and every live process of it (the benchmark's server is on this machine)."""
+    total = 0.0
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            parent = int(_stat(int(entry.name))[1])
+            postmaster = Path(f"/proc/{parent}/comm").read_text().strip() != "postgres"
+        except (OSError, ValueError):
+            continue
+        total += _cpu(int(entry.name), children=postmaster)
+    return total
 
 
 def measure_backlog(
@@ -249,15 +259,12 @@ def measure_backlog(
     atomic = (len(items) - half) / (enqueued - started)
     if completion.read()[0] or queue_length() != len(items):
         raise BenchmarkError(f"{peer.name}: the paused worker took messages")
-    workers, databases = _tree(worker.process.pid), _postgres()
-    cpu = _cpu(workers), _cpu(databases)
+    cpu = worker_cpu(worker.process.pid), postgres_cpu()
     resumed = time.time()
     worker.resume()
     last = wait_done(len(items), worker)
-    per_task = [
-        (_cpu(pids) - before) * 1000 / len(items)
-        for pids, before in zip((workers, databases), cpu, strict=True)
-    ]
+    used = worker_cpu(worker.process.pid) - cpu[0], postgres_cpu() - cpu[1]
+    per_task = [seconds * 1000 / len(items) for seconds in used]
     check_done(peer, len(items))
     return autocommit, atomic, len(items) / (last - resumed), *per_task
 

@@ -8,6 +8,8 @@ Environment:
     BOOGIE_BENCH_DB_REUSE_MAX  set by throughput.py in the worker of the "reused" mode
     BOOGIE_BENCH_DB_POOL       set by throughput.py in the worker of the "pool" mode:
                                Django's connection pool (needs psycopg[pool])
+    BOOGIE_BENCH_CLAIM_UNFLUSHED
+                               set (to 1) for BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT = False
     BOOGIE_BENCH_SERVER_SIDE_BINDING
                                set (to 1) for the caller and the workers alike:
                                psycopg's server-side binding, and its prepared
@@ -60,6 +62,8 @@ DATABASES = {"default": _database(DATABASE_URL)}
 OPTIONS: dict = DATABASES["default"].setdefault("OPTIONS", {})
 if os.environ.get("BOOGIE_BENCH_DB_POOL"):
     OPTIONS["pool"] = True
+if os.environ.get("BOOGIE_BENCH_CLAIM_UNFLUSHED"):
+    BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT = False
 if os.environ.get("BOOGIE_BENCH_SERVER_SIDE_BINDING"):
     # What docs/performance.rst tells a project to try: psycopg then prepares
     # a statement it has run prepare_threshold times on a connection.
