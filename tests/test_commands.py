@@ -302,3 +302,31 @@ def test_stats_prints_counts_and_percentiles(records, book):
     assert run("stats", "--object", f"testapp.book:{book.pk + 1}") == "No task records.\n"
     last = run("stats", "--task", tasks.count_pages.name, "--last", "1").splitlines()[1]
     assert last.split()[-4:] == ["1", "1m30s", "1m30s", "1m30s"]  # the latest finished
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        (["list", "--older-than", "30x"], 2, "error: argument --older-than: invalid age '30x'"),
+        (["list", "--status", "done"], 2, "error: argument --status: invalid status 'done'"),
+        (["list", "--object", "foo"], 2, "error: argument --object: invalid object 'foo'"),
+        (["show", "nonsense"], 2, "error: argument id: invalid record id 'nonsense'"),
+        (["show", "0190f1c2-0000-7000-8000-000000000000"], 1, "CommandError: no task record"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_exits_as_the_docs_say(args, status, says):
+    """docs/operating.rst: argparse's usage and status 2, or CommandError and status 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "BOOGIE_TEST_WORKER": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "boogie_tasks", *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == status, done.stderr
+    assert says in done.stderr, done.stderr
+    if status == 2:
+        assert "usage:" in done.stderr
