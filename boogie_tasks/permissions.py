@@ -24,20 +24,22 @@ _CODENAMES: dict[str, tuple[str, ...]] = {
 
 
 def default_permission(user: Any, record: TaskRecord, action: Action) -> bool:
-    """Allow the record's owner, staff, and users with the model permission.
+    """The rule of the status endpoint, the widget and the admin's actions alike.
 
-    ``view`` needs ``boogie_tasks.view_taskrecord`` (or the change permission,
-    as in the admin), ``cancel`` needs ``boogie_tasks.change_taskrecord``.
+    A record is seen by its owner, by staff and by users with
+    ``boogie_tasks.view_taskrecord`` (or the change permission, as in the
+    admin); it is cancelled by its owner and by users with
+    ``boogie_tasks.change_taskrecord`` (superusers have every permission).
     Anonymous and inactive users get nothing.
     """
     if action not in _CODENAMES:
         raise ValueError(f"unknown action {action!r}: expected 'view' or 'cancel'")
     if user is None or not user.is_authenticated or not user.is_active:
         return False
-    if user.is_staff:
-        return True
     if record.owner_id is not None and record.owner_id == user.pk:
         return True
+    if action == "view" and user.is_staff:
+        return True  # staff see every record; cancelling takes the change permission
     return any(user.has_perm(f"boogie_tasks.{codename}") for codename in _CODENAMES[action])
 
 

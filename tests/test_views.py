@@ -230,9 +230,14 @@ def test_owner_sees_and_cancels(owner_client, record):
     assert owner_client.post(cancel_url(record)).json()["canceled"] is True
 
 
-def test_staff_sees_and_cancels(client, record):
+def test_staff_see_but_cancel_only_with_the_change_permission(client, record):
+    """One rule with the admin, whose cancel action takes the change permission too."""
     login(client, "staff", is_staff=True)
     assert client.get(status_url(record)).status_code == 200
+    assert client.post(cancel_url(record)).status_code == 403
+    record.refresh_from_db()
+    assert record.status == TaskStatus.PAUSED
+    login(client, "staff-changer", "change_taskrecord", is_staff=True)
     assert client.post(cancel_url(record)).json()["status"] == "CANCELED"
 
 
