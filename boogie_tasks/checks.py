@@ -45,6 +45,21 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boogie_tasks.E001",
                 )
             )
+    for name in (
+        "MAX_ARGUMENT_SIZE",
+        "MAX_RESULT_SIZE",
+        "MAX_ERROR_LENGTH",
+        "MAX_TRACEBACK_LENGTH",
+    ):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 100:
+            errors.append(
+                Error(
+                    f"BOOGIE_TASKS_{name} must be a whole number of characters >= 100, "
+                    f"not {value!r}.",
+                    id="boogie_tasks.E006",
+                )
+            )
     if not errors and float(settings.STALE_AFTER) <= float(settings.HEARTBEAT_INTERVAL):
         errors.append(
             Error(

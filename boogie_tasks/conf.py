@@ -21,6 +21,12 @@ DEFAULTS: dict[str, Any] = {
     "PUBLISH_MAX_RETRIES": 2,
     # What .delayed() does when the broker cannot be reached: "retry", "run" or "fail".
     "ON_BROKER_ERROR": "retry",
+    # The most characters of JSON one argument, and a result, may take.
+    "MAX_ARGUMENT_SIZE": 1_000_000,
+    "MAX_RESULT_SIZE": 10_000_000,
+    # The most characters kept of a run's error and traceback (cut with a marker).
+    "MAX_ERROR_LENGTH": 10_000,
+    "MAX_TRACEBACK_LENGTH": 100_000,
     # PostgreSQL: a worker's claim waits for the disk like every commit (False: it
     # does not, for more runs a second; see docs/guarantees.rst).
     "CLAIM_SYNCHRONOUS_COMMIT": True,

@@ -1,27 +1,55 @@
-"""Strict JSON checks for arguments and results, naming the offending value."""
+"""Strict JSON checks for arguments and results, naming the offending value and its size."""
 
 from __future__ import annotations
 
 import json
+import reprlib
 from typing import Any
 
 from boogie_tasks.exceptions import InvalidResult, InvalidTaskArguments
 
+__all__ = ["cut", "short", "to_json"]
 
-def to_json(value: Any, *, task: str, what: str) -> Any:
+# A value shown in a message: a few levels, a few items, a few characters.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 60, 60, 6, 6
+
+
+def to_json(value: Any, *, task: str, what: str, limit: int | None = None) -> Any:
     """Return ``value`` as it comes back from strict JSON (no NaN, no infinity).
+
+    ``limit``: the most characters its JSON may take.
 
     Raises:
         InvalidTaskArguments: for an argument (``what`` names it).
         InvalidResult: for a result.
     """
+    error = InvalidResult if what == "result" else InvalidTaskArguments
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False)
+    except RecursionError:
+        raise error(f"{task}: {what} is nested too deeply to be stored as JSON") from None
     except (TypeError, ValueError) as exc:
-        error = InvalidResult if what == "result" else InvalidTaskArguments
-        raise error(f"{task}: {what} {_short(value)} is not JSON: {exc}") from None
+        raise error(f"{task}: {what} {short(value)} is not JSON: {exc}") from None
+    if limit is not None and len(text) > limit:
+        raise error(
+            f"{task}: {what} takes {len(text):,} characters as JSON, over the limit of "
+            f"{limit:,} (BOOGIE_TASKS_MAX_{'RESULT' if what == 'result' else 'ARGUMENT'}_SIZE)"
+        )
+    return json.loads(text)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def short(value: Any) -> str:
+    """``repr(value)``, bounded in depth and length whatever the value."""
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a __repr__ that fails, or recurses without end
+        return f"<{type(value).__name__}>"
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, or its start and a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    marker = f"... [{len(text) - limit:,} more characters cut]"
+    return text[: max(limit - len(marker), 0)] + marker

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import TaskCanceled
+from boogie_tasks.jsonutil import cut
 from boogie_tasks.signals import send, task_progress
 
 T = TypeVar("T")
@@ -53,7 +54,7 @@ class ProgressWriter:
         if total is not None:
             self.total = int(total)
         if message is not None:
-            self.message = str(message)[:255]
+            self.message = cut(str(message), 255)  # the column's length
         if time.monotonic() >= self.next_write:
             self.flush()
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from boogie_tasks import transitions
+from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import InvalidState, InvalidTaskArguments
 from boogie_tasks.jsonutil import to_json
 from boogie_tasks.models import TaskRecord
@@ -38,12 +39,13 @@ def prepare(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any])
         bound = task.signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise InvalidTaskArguments(f"{task.name}: {exc}") from None
+    limit = int(settings.MAX_ARGUMENT_SIZE)
     json_args = [
-        to_json(value, task=task.name, what=label(bound, index))
+        to_json(value, task=task.name, what=label(bound, index), limit=limit)
         for index, value in enumerate(args[1:], start=1)
     ]
     json_kwargs = {
-        key: to_json(value, task=task.name, what=f"argument {key!r}")
+        key: to_json(value, task=task.name, what=f"argument {key!r}", limit=limit)
         for key, value in kwargs.items()
     }
     content_type = ContentType.objects.get_for_model(obj)

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 import os
 import socket
 import time
-import traceback
+import uuid
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from boogie_tasks import registry, transitions
+from boogie_tasks import outcomes, registry, transitions
+from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import (
-    InvalidResult,
     InvalidState,
     ObjectDeleted,
-    TaskCanceled,
-    TaskFailed,
-    UnknownTask,
 )
 from boogie_tasks.heartbeat import heartbeat
-from boogie_tasks.jsonutil import to_json
+from boogie_tasks.jsonutil import short, to_json
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.progress import ProgressWriter, _writer
 from boogie_tasks.signals import send, task_finished, task_started
@@ -41,12 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["cancel", "execute", "load_object", "run", "run_here", "worker_id"]
 
 logger = logging.getLogger("boogie_tasks")
-
-# The longest wait between two attempts, in seconds.
-MAX_BACKOFF = 3600.0
-
-# Errors we raise on purpose: recorded as "<Type>: <message>", no traceback kept.
-_EXPECTED = (UnknownTask, ObjectDeleted, InvalidResult)
 
 
 def worker_id() -> str:
@@ -67,6 +56,9 @@ def run(record_id: str) -> str:
 
     Returns the final status, so that Celery's own log line tells how it went.
     """
+    if not _is_record_id(record_id):
+        logger.warning("dropped message: not a record id: %s", short(record_id))
+        return "DROPPED"
     # Celery's shadow name is the task's: where the task says its object's model,
     # the claim reads the object too.
     task = registry.find(getattr(run.request, "shadow", None) or "")
@@ -81,6 +73,14 @@ def run(record_id: str) -> str:
         return "DROPPED"
     execute(record, obj=obj)
     return str(record.status)
+
+
+def _is_record_id(value: Any) -> bool:
+    try:
+        uuid.UUID(value) if isinstance(value, str) and len(value) <= 64 else uuid.UUID(int=-1)
+    except ValueError:
+        return False
+    return True
 
 
 def _claim(record_id: str, task: Task[Any, Any] | None) -> tuple[TaskRecord | None, Any]:
@@ -181,7 +181,8 @@ def execute(
                 obj = load_object(record)
             with body_atomic():
                 value = task.func(obj, *record.args, **record.kwargs)
-            result = to_json(value, task=record.task_name, what="result")
+            limit = int(settings.MAX_RESULT_SIZE)
+            result = to_json(value, task=record.task_name, what="result", limit=limit)
         except BaseException as exc:
             _failed(record, task, writer, exc, retry=not reraise)
             # KeyboardInterrupt, SystemExit and the like always go on up.
@@ -207,70 +208,15 @@ def _failed(
     retry: bool,
 ) -> None:
     """Finish a run that raised ``exc``: FAILED, CANCELED or a retry; log it as it deserves."""
-    status, fields = _failure(record, exc)
+    status, fields = outcomes.failure(record, exc)
     fields = {**writer.fields(), **fields}
-    retried = retry and task is not None and _retries(task, record, exc)
+    retried = retry and task is not None and outcomes.retries(task, record, exc)
     if retried:
         assert task is not None
         status = TaskStatus.SCHEDULED
-        fields.update(_retry_fields(task, record))
-    if not _finish(record, status, fields, exc):
-        return  # cancelled with terminate, or taken over: said by _finish
-    if isinstance(exc, TaskFailed):
-        logger.info("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
-    elif isinstance(exc, _EXPECTED):
-        logger.error("task failed task=%s record=%s error=%s", record.task_name, record.pk, exc)
-    elif isinstance(exc, SoftTimeLimitExceeded):
-        limit = record.options.get("celery", {}).get("soft_time_limit")
-        logger.error(
-            "task timed out task=%s record=%s limit=%s", record.task_name, record.pk, limit
-        )
-    elif status != TaskStatus.CANCELED:
-        logger.error("task raised task=%s record=%s", record.task_name, record.pk, exc_info=exc)
-    if retried:
-        logger.info(
-            "will retry task=%s record=%s attempt=%s of %s at=%s",
-            record.task_name, record.pk, record.attempts + 1, record.max_attempts,
-            fields["run_at"].isoformat(),
-        )  # fmt: skip
-
-
-def _failure(record: TaskRecord, exc: BaseException) -> tuple[str, dict[str, Any]]:
-    """The final state and fields of a run that raised ``exc``."""
-    if isinstance(exc, TaskCanceled):
-        return TaskStatus.CANCELED, {}  # the cancel wrote its reason
-    if isinstance(exc, TaskFailed):
-        return TaskStatus.FAILED, {"error": str(exc)}
-    if isinstance(exc, _EXPECTED):
-        return TaskStatus.FAILED, {"error": _describe(exc)}
-    if isinstance(exc, SoftTimeLimitExceeded):
-        limit = record.options.get("celery", {}).get("soft_time_limit")
-        error = f"TimeLimitExceeded: the run went past its time limit of {limit} s"
-        return TaskStatus.FAILED, {"error": error, "traceback": _format_traceback(exc)}
-    return TaskStatus.FAILED, {
-        "error": _describe(exc),
-        "traceback": _format_traceback(exc),
-    }
-
-
-def _retries(task: Task[Any, Any], record: TaskRecord, exc: BaseException) -> bool:
-    """Whether this failure is tried again: attempts left, and an exception to retry."""
-    return (
-        record.attempts < record.max_attempts
-        and isinstance(exc, task.retry_on)
-        and not isinstance(exc, (TaskFailed, TaskCanceled, SoftTimeLimitExceeded, *_EXPECTED))
-    )
-
-
-def _retry_fields(task: Task[Any, Any], record: TaskRecord) -> dict[str, Any]:
-    """The next attempt waits its backoff and starts its progress afresh."""
-    delay = min(task.retry_backoff * 2 ** (record.attempts - 1), MAX_BACKOFF)
-    return {
-        "run_at": timezone.now() + datetime.timedelta(seconds=delay),
-        "progress_current": 0,
-        "progress_total": None,
-        "progress_message": "",
-    }
+        fields.update(outcomes.retry_fields(task, record))
+    if _finish(record, status, fields, exc):  # else cancelled with terminate, or taken over
+        outcomes.log(record, status, fields, exc, retried)
 
 
 def _finish(
@@ -328,14 +274,3 @@ def cancel(record: TaskRecord, terminate: bool = False, reason: str = "") -> boo
             logger.info("terminate requested task=%s record=%s", record.task_name, record.pk)
         send(task_finished, record=record, status=record.status)
     return outcome is not None
-
-
-def _describe(exc: BaseException) -> str:
-    """``"<ExceptionType>: <message>"``, or the type alone for an empty message."""
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _format_traceback(exc: BaseException) -> str:
-    """The exception's traceback, as Python prints it."""
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -26,6 +26,10 @@ def test_bad_settings_are_errors():
         assert [e.id for e in check_settings()] == ["boogie_tasks.E001", "boogie_tasks.E002"]
     with override_settings(BOOGIE_TASKS_PUBLISH_MAX_RETRIES=-1):
         assert [e.id for e in check_settings()] == ["boogie_tasks.E001"]
+    with override_settings(BOOGIE_TASKS_MAX_RESULT_SIZE=10, BOOGIE_TASKS_MAX_ERROR_LENGTH="9"):
+        errors = check_settings()
+        assert [e.id for e in errors] == ["boogie_tasks.E006", "boogie_tasks.E006"]
+        assert "BOOGIE_TASKS_MAX_RESULT_SIZE must be a whole number" in errors[0].msg
     with override_settings(BOOGIE_TASKS_CLAIM_SYNCHRONOUS_COMMIT="no"):
         errors = check_settings()
         assert [e.id for e in errors] == ["boogie_tasks.E005"]

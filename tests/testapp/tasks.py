@@ -140,3 +140,12 @@ def chaos_slow(obj, marker, seconds=3.0):
 @task(retries=1, retry_backoff=0)
 def chaos_slow_retried(obj, marker, seconds=3.0):
     return _slow_body(obj, marker, seconds)
+
+
+@task
+def echo(obj, value=None, message=""):
+    """Return ``value``; with a message, fail on purpose (TaskFailed) with it."""
+    if message:
+        progress.set(0, 1, message)
+        raise TaskFailed(message)
+    return value
