@@ -330,3 +330,24 @@ def test_the_command_line_exits_as_the_docs_say(args, status, says):
     assert says in done.stderr, done.stderr
     if status == 2:
         assert "usage:" in done.stderr
+
+
+def test_user_data_is_printed_with_control_characters_escaped(book, capsys):
+    """An object id or an error can never move the cursor or rewrite a row."""
+    record = tasks.describe.paused(book)
+    TaskRecord.objects.filter(pk=record.pk).update(
+        object_id="7\r\x1b[2K", error="bad\x1b]0;title\x07", progress_message="a\u202eb",
+        traceback="Traceback:\n\tline\x1b[31m",
+    )  # fmt: skip
+    call_command("boogie_tasks", "list")
+    call_command("boogie_tasks", "show", str(record.pk))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
+    assert "7\\r\\x1b[2K" in out and "bad\\x1b]0;title\\x07" in out and "a\\u202eb" in out
+    assert "Traceback:\n\tline\\x1b[31m" in out  # a traceback keeps its lines
+
+
+def test_the_help_says_it_acts_as_no_user(capsys):
+    with pytest.raises(SystemExit):
+        call_command("boogie_tasks", "--help")
+    assert "acts as no user" in capsys.readouterr().out.replace("\n", " ")

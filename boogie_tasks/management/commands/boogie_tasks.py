@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import unicodedata
 import uuid
 from argparse import ArgumentParser
 from collections.abc import Sequence
@@ -25,7 +26,11 @@ from boogie_tasks.status import TaskStatus
 class Command(BaseCommand):
     """Inspect and operate task records from the shell."""
 
-    help = "Inspect and operate boogie_tasks task records."
+    help = (
+        "Inspect and operate boogie_tasks task records. An operator's tool: it acts as "
+        "no user, so BOOGIE_TASKS_PERMISSION does not apply; whoever runs manage.py may "
+        "see and change every record."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         subcommands = parser.add_subparsers(dest="subcommand", metavar="subcommand", required=True)
@@ -148,13 +153,14 @@ class Command(BaseCommand):
                 value = json.dumps(value, sort_keys=True)
             elif isinstance(value, datetime.datetime):
                 value = _when(value)
-            line = f"{field.name:<{width}}  {'' if value is None else value}"
+            line = f"{field.name:<{width}}  {'' if value is None else printable(str(value))}"
             self.stdout.write(line.rstrip())
-        self.stdout.write(f"{'object':<{width}}  {_object_label(record)}")
-        self.stdout.write(f"{'progress':<{width}}  {progress_text(record)}")
+        self.stdout.write(f"{'object':<{width}}  {printable(_object_label(record))}")
+        self.stdout.write(f"{'progress':<{width}}  {printable(progress_text(record))}")
         self.stdout.write(f"{'eta':<{width}}  {eta_display(record)}")
         self.stdout.write("traceback:")
-        self.stdout.write(record.traceback.rstrip() if record.traceback else "  (none)")
+        traceback = printable(record.traceback.rstrip(), keep="\n\t")
+        self.stdout.write(traceback if traceback else "  (none)")
 
     def handle_run(self, *, id: uuid.UUID, **options: Any) -> None:
         """Run a waiting record here and print its result."""
@@ -279,11 +285,12 @@ class Command(BaseCommand):
 
     def _failed(self, record: TaskRecord) -> str:
         record.refresh_from_db()
-        return f"{record.task_name} record {record.pk}: {record.status}: {record.error}"
+        return printable(f"{record.task_name} record {record.pk}: {record.status}: {record.error}")
 
     def _table(
         self, header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: range = range(0)
     ) -> None:
+        rows = [tuple(printable(str(cell)) for cell in row) for row in rows]
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
             cells = [
@@ -291,6 +298,18 @@ class Command(BaseCommand):
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ]
             self.stdout.write("  ".join(cells).rstrip())
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control and format characters escaped (``\\x1b``), but those in ``keep``.
+
+    Object ids, errors and messages are user data: a terminal must never act on them.
+    """
+    return "".join(
+        char if char in keep or unicodedata.category(char)[0] != "C"
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )  # fmt: skip
 
 
 def _object_label(record: TaskRecord) -> str:
