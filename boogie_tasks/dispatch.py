@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from boogie_tasks import transitions
@@ -68,23 +69,26 @@ def _due() -> int:
 def _unclaimed() -> int:
     """READY records never published, or not claimed for a while: published again.
 
-    A record waiting behind others of its task that workers are starting is in
-    a long queue, not lost: publishing it again would only double the backlog.
+    A stale record whose task (and queue) workers are starting runs of is in
+    a long queue, not lost, unless a record queued after it has started
+    already: queues are first in, first out, so its own message is gone (a
+    worker that took it and failed, a broker that dropped it). Only those are
+    published again, so a busy queue neither doubles nor stalls them.
     """
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=float(settings.REPUBLISH_AFTER))
     ready = TaskRecord.objects.ready()
     stale = ready.filter(queued_at__lt=cutoff)
     # order_by(): without the model's ordering, DISTINCT is over these two columns only.
-    moving = [
-        (task_name, queue)
-        for task_name, queue in stale.order_by().values_list("task_name", "queue").distinct()
-        if TaskRecord.objects.filter(
+    for task_name, queue in stale.order_by().values_list("task_name", "queue").distinct():
+        started = TaskRecord.objects.filter(
             task_name=task_name, queue=queue, started_at__gte=cutoff
-        ).exists()
-    ]
-    for task_name, queue in moving:
-        stale = stale.exclude(task_name=task_name, queue=queue)
+        ).aggregate(runs=Count("pk"), newest=Max("queued_at"))
+        if started["runs"]:
+            group = Q(task_name=task_name, queue=queue)
+            if started["newest"] is not None:
+                group &= Q(queued_at__gte=started["newest"])  # not overtaken: still in line
+            stale = stale.exclude(group)
     rows = transitions.take_unclaimed(ready.filter(queued_at__isnull=True) | stale)
     _publish_all(rows, now)
     return len(rows)

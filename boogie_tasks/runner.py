@@ -12,12 +12,13 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app, shared_task
+from celery.exceptions import Reject
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from boogie_tasks import outcomes, registry, transitions
+from boogie_tasks import outcomes, registry, resilience, transitions
 from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import (
     InvalidState,
@@ -62,7 +63,16 @@ def run(record_id: str) -> str:
     # Celery's shadow name is the task's: where the task says its object's model,
     # the claim reads the object too.
     task = registry.find(getattr(run.request, "shadow", None) or "")
-    record, obj = _claim(record_id, task)
+    using = router.db_for_write(TaskRecord)
+    resilience.drop_if_broken(using)
+    try:
+        record, obj = resilience.retrying(
+            lambda: _claim(record_id, task), using, CLAIM_RETRY_SECONDS, f"claim of {record_id}"
+        )
+    except resilience.CONNECTION_ERRORS:
+        # Not claimed, not lost: the message goes back to the queue for a next try.
+        logger.warning("claim failed, message requeued record=%s", record_id)
+        raise Reject("the database is unreachable", requeue=True) from None
     early = _early_by(record_id) if record is None else None
     if early is not None:
         # An ETA message may fire a hair before run_at by this clock: wait, then claim.
@@ -73,6 +83,11 @@ def run(record_id: str) -> str:
         return "DROPPED"
     execute(record, obj=obj)
     return str(record.status)
+
+
+# How long a claim is tried again while the database is away, before its
+# message goes back to the queue.
+CLAIM_RETRY_SECONDS = 10.0
 
 
 def _is_record_id(value: Any) -> bool:
@@ -222,16 +237,40 @@ def _failed(
 def _finish(
     record: TaskRecord, status: str, fields: dict[str, Any], exc: BaseException | None = None
 ) -> bool:
-    """Write the attempt's end (``transitions.finish``) and say so; False if no longer ours."""
-    if transitions.finish(record, status, fields, exc):
+    """Write the attempt's end (``transitions.finish``) and say so; False if no longer ours.
+
+    While the database is away, the write is tried again for up to
+    ``BOOGIE_TASKS_STALE_AFTER`` (the run stays watched by the heartbeat
+    meanwhile); past that the record is left to lost-run recovery.
+    """
+    attempt, using, tries = record.attempts, router.db_for_write(TaskRecord), 0
+
+    def write() -> bool:
+        nonlocal tries
+        tries += 1
+        return transitions.finish(record, status, fields, exc)
+
+    try:
+        written = resilience.retrying(
+            write, using, float(settings.STALE_AFTER), f"finish of {record.pk}"
+        )
+    except resilience.CONNECTION_ERRORS:
+        logger.error(
+            "finish lost task=%s record=%s status=%s: the database stayed unreachable; "
+            "lost-run recovery takes the record over", record.task_name, record.pk, status,
+        )  # fmt: skip
+        return False
+    if not written:
+        try:
+            record.refresh_from_db()
+        except TaskRecord.DoesNotExist:
+            return False  # deleted while it ran (clean(finished=False)): nothing to show
+        # A try whose answer was lost may have written it: then it is ours.
+        written = tries > 1 and record.status == status and record.attempts == attempt
+    if written:
         if status in TaskStatus.final():
             send(task_finished, record=record, status=status)
         return True
-    attempt = record.attempts
-    try:
-        record.refresh_from_db()
-    except TaskRecord.DoesNotExist:
-        return False  # deleted while it ran (clean(finished=False)): nothing to show
     if record.status == TaskStatus.CANCELED:
         # cancel(terminate=True) made it final before the run ended: as asked.
         logger.info("run ended after cancel task=%s record=%s", record.task_name, record.pk)

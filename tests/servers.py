@@ -130,3 +130,27 @@ class Beat(Worker):
             "--pidfile=", "--max-interval", "1",
         ]  # fmt: skip
         self.start(command, env, log, settings)
+
+
+def terminate_backend(connection) -> None:
+    """End the server process behind a Django PostgreSQL connection, as a restart would.
+
+    Asked on a connection of its own; the shared server goes on. The next query
+    on ``connection`` fails as on a database that went away.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    params.pop("context", None)
+    params.pop("cursor_factory", None)
+    params.pop("prepare_threshold", None)
+    with psycopg.connect(**params, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(100):  # until the server says it is gone
+            if not killer.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]
+            ).fetchone():
+                return
+            time.sleep(0.02)

@@ -167,3 +167,20 @@ def test_a_long_queue_is_not_published_again(book):
     waiting.refresh_from_db()
     other.refresh_from_db()
     assert waiting.queued_at == long_ago and other.queued_at > long_ago
+
+
+@override_settings(BOOGIE_TASKS_REPUBLISH_AFTER=30)
+def test_a_record_overtaken_in_a_busy_queue_is_published_again(book):
+    """After an outage: its message is gone if one queued after it has started."""
+    now = timezone.now()
+    first, later, still = (tasks.describe.delayed(book) for _ in range(3))
+    for record, ago in ((first, 40), (later, 35), (still, 31)):
+        TaskRecord.objects.filter(pk=record.pk).update(
+            queued_at=now - datetime.timedelta(seconds=ago)
+        )
+    claim(later.pk, waiting=False)  # a worker took the later message: first's is lost
+    assert dispatch()["republished"] == 1
+    first.refresh_from_db()
+    still.refresh_from_db()
+    assert first.queued_at > now  # published again
+    assert still.queued_at < now  # queued after the one that started: still in line

@@ -149,3 +149,14 @@ def echo(obj, value=None, message=""):
         progress.set(0, 1, message)
         raise TaskFailed(message)
     return value
+
+
+@task
+def lose_connection(obj, value=None):
+    """Have the database end this process's connection, then return: the finish meets it."""
+    from django.db import connection
+
+    from tests.servers import terminate_backend
+
+    terminate_backend(connection)
+    return value
