@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from django.db import transaction
+
+from boogie_tasks import resilience
 from boogie_tasks.conf import settings
 from boogie_tasks.exceptions import TaskCanceled
 from boogie_tasks.jsonutil import cut
 from boogie_tasks.signals import send, task_progress
 
 T = TypeVar("T")
+
+logger = logging.getLogger("boogie_tasks")
 
 # About how often, in seconds, a busy loop reads the clock; and the most calls between reads.
 CHECK_PERIOD = 0.02
@@ -100,7 +106,18 @@ class ProgressWriter:
 
         self.last_write = time.monotonic()
         self.next_write = self.last_write + self.interval
-        if not transitions.write_progress(self.record_id, self.attempts, self.fields()):
+        try:
+            written = transitions.write_progress(self.record_id, self.attempts, self.fields())
+        except resilience.CONNECTION_ERRORS:
+            connection = transaction.get_connection(transitions.database())
+            if connection.in_atomic_block:
+                raise  # the caller's transaction is lost with it
+            # The database is away for a moment: the task goes on, the next write
+            # (or the finish, which carries the last values) tells the rest.
+            connection.close()
+            logger.warning("progress not written record=%s: database unreachable", self.record_id)
+            return
+        if not written:
             raise TaskCanceled(
                 f"{self.task_name} record {self.record_id} was cancelled or taken over"
             )

@@ -48,7 +48,7 @@ from boogie_tasks.querysets import TaskRecordQuerySet
 from boogie_tasks.status import TaskStatus
 
 __all__ = [
-    "attempt_entry", "beat", "cancel", "claim", "claim_with_object", "create",
+    "attempt_entry", "beat", "cancel", "claim", "claim_with_object", "create", "database",
     "create_many", "enqueue", "finish", "publish_failed", "take_due", "take_lost",
     "take_unclaimed", "write_progress",
 ]  # fmt: skip
@@ -63,12 +63,13 @@ _PUBLISHED_FIELDS = (
 )  # fmt: skip
 
 
-def _db() -> str:
+def database() -> str:
+    """The database the records are written to (the router's)."""
     return router.db_for_write(TaskRecord)
 
 
 def _records() -> TaskRecordQuerySet:
-    return TaskRecord.objects.using(_db())
+    return TaskRecord.objects.using(database())
 
 
 # Creating
@@ -79,13 +80,13 @@ def create(record: TaskRecord) -> TaskRecord:
     if record.status == TaskStatus.RUNNING:
         record.attempts = 1
         record.started_at = record.heartbeat_at = record.created_at
-    sql.insert(record, _db())
+    sql.insert(record, database())
     return record
 
 
 def create_many(records: Sequence[TaskRecord]) -> list[TaskRecord]:
     """INSERT many new records in one statement per batch (``bulk_create``)."""
-    return TaskRecord.objects.using(_db()).bulk_create(records, batch_size=BATCH)
+    return TaskRecord.objects.using(database()).bulk_create(records, batch_size=BATCH)
 
 
 # Waiting
@@ -132,7 +133,7 @@ def claim(record_id: Any, *, worker: str, waiting: bool = False) -> TaskRecord |
     Returns the record as the claim left it, or None when another claim won,
     the record is not (or not yet) to be started, or its attempts are used up.
     """
-    using = _db()
+    using = database()
     now = timezone.now()
     statement = sql.CLAIM_WAITING if waiting else sql.CLAIM_READY
     if sql.can_return(using):
@@ -157,7 +158,7 @@ def claim_with_object(
     elsewhere, and for a record of another model or whose object is gone, the
     object is None and the caller fetches it.
     """
-    using = _db()
+    using = database()
     # In a transaction a failed statement would break it: there, two round trips.
     if transaction.get_connection(using).in_atomic_block or not sql.can_claim_with_object(
         using, model
@@ -234,7 +235,9 @@ def finish(
         "finished_at": now if status in TaskStatus.final() else None,
         "history": [*record.history, entry],
     }
-    if not sql.execute(sql.FINISH, _db(), {**values, "id": record.pk, "attempts": record.attempts}):
+    if not sql.execute(
+        sql.FINISH, database(), {**values, "id": record.pk, "attempts": record.attempts}
+    ):
         return False
     for name, value in values.items():
         if value is not None or name in ("result", "finished_at", "progress_total"):
@@ -287,7 +290,7 @@ def _take(pending: TaskRecordQuerySet, order: str, **changes: Any) -> list[TaskR
     With ``SKIP LOCKED`` two dispatchers take disjoint batches; elsewhere each
     row moves by its own conditional UPDATE, which only one of them can win.
     """
-    using = _db()
+    using = database()
     pending = pending.using(using)
     batch = pending.order_by(order).only(*_PUBLISHED_FIELDS)
     if transaction.get_connection(using).features.has_select_for_update_skip_locked:
@@ -325,7 +328,7 @@ def take_lost(cutoff: datetime.datetime, error: str) -> dict[str, list[TaskRecor
     now = timezone.now()
     quiet = Q(status=TaskStatus.RUNNING, heartbeat_at__lt=cutoff)
     moved: dict[str, list[TaskRecord]] = {"canceled": [], "retried": [], "failed": []}
-    stale = TaskRecord.objects.using(_db()).filter(quiet).order_by("heartbeat_at")
+    stale = TaskRecord.objects.using(database()).filter(quiet).order_by("heartbeat_at")
     for row in stale.only(*_PUBLISHED_FIELDS)[:BATCH]:
         changes: dict[str, Any]
         if row.cancel_requested:

@@ -84,3 +84,23 @@ def test_a_finish_that_cannot_reach_the_database_is_left_to_recovery(book, setti
     record.refresh_from_db()
     assert record.status == TaskStatus.RUNNING
     assert any(r.getMessage().startswith("finish lost") for r in caplog.records)
+
+
+def test_a_progress_write_that_meets_the_outage_does_not_fail_the_run(book, settings):
+    """Progress is best effort: the task goes on, and the finish carries the last values."""
+    settings.BOOGIE_TASKS_PROGRESS_INTERVAL = 0
+    record = tasks.count_pages.paused(book)
+    claimed = runner.transitions.claim(record.pk, worker="tests:1", waiting=True)
+    refused = []
+
+    def refuse_progress(execute, sql, params, many, context):
+        if "progress_current" in sql and "heartbeat_at" in sql and not refused:
+            refused.append(sql)
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_progress):
+        assert runner.execute(claimed, obj=book) == book.pages
+    record.refresh_from_db()
+    assert refused and record.status == TaskStatus.SUCCESSFUL
+    assert record.progress_current == record.progress_total == book.pages
