@@ -42,3 +42,7 @@ class ObjectDeleted(BoogieTasksError, LookupError):
 
 class WorkerLost(BoogieTasksError):
     """Kept in a record's history for an attempt whose worker stopped sending heartbeats."""
+
+
+class MigrationsNotApplied(BoogieTasksError, RuntimeError):
+    """boogie_tasks' tables are missing: ``migrate`` was not run on the records' database."""

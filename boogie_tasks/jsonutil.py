@@ -30,13 +30,40 @@ def to_json(value: Any, *, task: str, what: str, limit: int | None = None) -> An
     except RecursionError:
         raise error(f"{task}: {what} is nested too deeply to be stored as JSON") from None
     except (TypeError, ValueError) as exc:
-        raise error(f"{task}: {what} {short(value)} is not JSON: {exc}") from None
+        raise error(
+            f"{task}: {what} {short(value)} is not JSON: {exc}{_hint(value, exc)}"
+        ) from None
     if limit is not None and len(text) > limit:
         raise error(
             f"{task}: {what} takes {len(text):,} characters as JSON, over the limit of "
             f"{limit:,} (BOOGIE_TASKS_MAX_{'RESULT' if what == 'result' else 'ARGUMENT'}_SIZE)"
         )
     return json.loads(text)
+
+
+# What to send instead of a value JSON does not take, by the type the error names.
+_HINTS = {
+    "datetime": "pass value.isoformat() and parse it back in the task",
+    "date": "pass value.isoformat() and parse it back in the task",
+    "time": "pass value.isoformat() and parse it back in the task",
+    "timedelta": "pass value.total_seconds()",
+    "Decimal": "pass str(value)",
+    "UUID": "pass str(value)",
+    "set": "pass a list",
+    "frozenset": "pass a list",
+    "bytes": "pass a str (decoded, or base64)",
+}
+
+
+def _hint(value: Any, exc: Exception) -> str:
+    """What to send instead, for the type the error names (``Object of type X is ...``)."""
+    words = str(exc).split()
+    kind = words[3] if words[:3] == ["Object", "of", "type"] and len(words) > 3 else ""
+    if kind in _HINTS:
+        return f" ({_HINTS[kind]})"
+    if hasattr(value, "_meta") and hasattr(value, "pk"):
+        return " (only the first argument may be a model instance: pass this one's pk)"
+    return ""
 
 
 def short(value: Any) -> str:

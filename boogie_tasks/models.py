@@ -22,7 +22,7 @@ __all__ = ["TaskRecord", "TaskStatus"]
 _REFRESHED = (
     "status", "result", "error", "traceback", "progress_current", "progress_total",
     "progress_message", "started_at", "finished_at", "heartbeat_at", "attempts",
-    "worker", "cancel_requested",
+    "worker", "cancel_requested", "run_at", "queued_at",
 )  # fmt: skip
 
 
@@ -236,6 +236,20 @@ class TaskRecord(models.Model):
         since = (timezone.now() - self.heartbeat_at).total_seconds()
         return max(0.0, left * elapsed / self.progress_current - since)
 
+    def _why_waiting(self) -> str:
+        """What a record that is overdue waits for, for an error message."""
+        now = timezone.now()
+        if self.status == TaskStatus.SCHEDULED and self.run_at and self.run_at < now:
+            late = (now - self.run_at).total_seconds()
+            return (
+                f"; it was due {late:.0f} s ago: scheduled runs are started by the "
+                "dispatcher, so celery beat (or worker -B) must be running"
+            )
+        if self.status == TaskStatus.READY and self.queued_at and self.queued_at < now:
+            queue = self.queue or "Celery's default queue"
+            return f"; is a worker running and consuming {queue}?"
+        return ""
+
     # Acting
 
     def run(self) -> Any:
@@ -287,7 +301,8 @@ class TaskRecord(models.Model):
                 )
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"{self.task_name} record {self.id} is still {self.status} after {timeout} s"
+                    f"{self.task_name} record {self.id} is still {self.status} after "
+                    f"{timeout} s{self._why_waiting()}"
                 )
             pause = interval if deadline is None else min(interval, deadline - time.monotonic())
             time.sleep(max(pause, 0))

@@ -23,9 +23,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, models, router
+from django.db import DatabaseError, connections, models, router
 
 from boogie_tasks.conf import settings
+from boogie_tasks.exceptions import MigrationsNotApplied
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.status import TaskStatus
 
@@ -177,8 +178,20 @@ def _fields() -> dict[str, models.Field[Any, Any]]:
 def insert(record: TaskRecord, using: str) -> None:
     """INSERT a new record with every column, as ``save()`` would, without its signals."""
     values = {field.attname: field.pre_save(record, True) for field in _fields().values()}
-    execute(INSERT, using, values)
+    try:
+        execute(INSERT, using, values)
+    except DatabaseError as exc:
+        if TaskRecord._meta.db_table in str(exc) and _missing_table(str(exc)):
+            raise MigrationsNotApplied(
+                f"{record.task_name}: the table {TaskRecord._meta.db_table} does not exist in "
+                f"database {using!r}: run `python manage.py migrate`"
+            ) from exc
+        raise
     record._state.adding, record._state.db = False, using
+
+
+def _missing_table(message: str) -> bool:
+    return "does not exist" in message or "no such table" in message or "doesn't exist" in message
 
 
 def claim(statement: str, using: str, pk: Any, now: Any, worker: str) -> TaskRecord | None:

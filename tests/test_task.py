@@ -238,3 +238,33 @@ def test_string_primary_keys_round_trip():
     record = tasks.describe.paused(tag)
     assert record.obj == tag
     assert tasks.describe.tasks(tag).get() == record
+
+
+def test_a_date_argument_is_refused_with_what_to_send_instead(book):
+    import datetime
+
+    with pytest.raises(InvalidTaskArguments, match=r"pass value\.isoformat\(\)"):
+        tasks.describe.delayed(book, datetime.date(2026, 1, 1))
+
+
+def test_a_missing_table_says_to_run_migrate(book):
+    from django.db import connection, transaction
+
+    from boogie_tasks.exceptions import MigrationsNotApplied
+
+    with pytest.raises(MigrationsNotApplied, match=r"run `python manage.py migrate`"):
+        with transaction.atomic():  # rolled back, the table with it
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE boogie_tasks_taskrecord RENAME TO boogie_tasks_gone")
+            tasks.describe.delayed(book)
+
+
+def test_waiting_in_vain_for_an_overdue_scheduled_run_says_beat_must_run(book):
+    import datetime
+
+    from django.utils import timezone
+
+    record = tasks.describe.schedule(datetime.timedelta(seconds=-30), book)
+    with pytest.raises(TimeoutError, match="celery beat .* must be running"):
+        record.wait(timeout=0.1)
+    assert record.run_at < timezone.now()
