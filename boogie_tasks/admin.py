@@ -6,17 +6,21 @@ import logging
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.admin import GenericTabularInline
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from boogie_tasks import operations
+from boogie_tasks import operations, registry
 from boogie_tasks.display import (
     attempts_table,
     eta_display,
+    load_objects,
     object_link,
     progress_display,
     status_badge,
@@ -31,7 +35,7 @@ logger = logging.getLogger("boogie_tasks")
 
 _FIELDS = (
     "id", "task_name", "status_badge", "object_link", "args", "kwargs", "result", "error",
-    "traceback_block", "progress_current", "progress_total", "progress_message",
+    "traceback_block", "progress_message",
     "progress_display", "eta_display", "created_at", "run_at", "queued_at", "started_at",
     "finished_at", "heartbeat_at", "attempts", "max_attempts", "attempts_table", "worker", "owner",
     "queue", "priority", "options", "cancel_requested", "args_hash", "unique_key",
@@ -64,15 +68,66 @@ class ReadOnlyMixin:
         return object_link(record)
 
 
+class ModelListFilter(admin.SimpleListFilter):
+    """The models tasks ran for: found by an indexed lookup per model, no DISTINCT."""
+
+    title = _("model")
+    parameter_name = "content_type__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        records = TaskRecord.objects.all()
+        return [
+            (str(content_type.pk), f"{content_type.app_label} | {content_type.name}")
+            for content_type in ContentType.objects.order_by("app_label", "model")
+            # The first column of boogie_task_object_idx: one index probe each.
+            if records.filter(content_type_id=content_type.pk).exists()
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        value = self.value()
+        return (
+            queryset.filter(content_type_id=int(value)) if value and value.isdigit() else queryset
+        )
+
+
+class TaskListFilter(admin.SimpleListFilter):
+    """The registered tasks that have records: an indexed lookup per task, no DISTINCT."""
+
+    title = _("task")
+    parameter_name = "task_name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        records = TaskRecord.objects.all()
+        return [
+            (name, name)
+            for name in sorted(registry.all_tasks())
+            # The first column of boogie_task_name_idx: one index probe each.
+            if records.filter(task_name=name).exists()
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> Any:
+        value = self.value()
+        return queryset.filter(task_name=value) if value else queryset
+
+
+class _RecordChangeList(ChangeList):
+    """The changelist, with each page's objects loaded in one query per model."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        load_objects(list(self.result_list))
+
+
 @admin.register(TaskRecord)
 class TaskRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Runs of every task: filter by task, status and model; search by id; act on runs."""
 
     list_display = (
-        "id", "task_name", "status_badge", "object_link", "progress_display", "eta_display",
-        "attempts", "created_at", "finished_at",
+        "record_id", "task_name", "status_badge", "object_link", "progress_display",
+        "eta_display", "attempts", "created_at", "finished_at",
     )  # fmt: skip
-    list_filter = ("status", "task_name", "content_type")
+    list_display_links = ("record_id",)
+    list_filter = ("status", TaskListFilter, ModelListFilter)
     search_fields = ("id", "object_id", "task_name")
     list_select_related = ("content_type",)
     date_hierarchy = "created_at"
@@ -81,9 +136,26 @@ class TaskRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = ("run_paused", "cancel_records", "retry_records", "delete_finished")
 
+    @admin.display(description=_("id"), ordering="id")
+    def record_id(self, record: TaskRecord) -> SafeString:
+        # On one line, small: a UUID must not push the other columns off the screen.
+        return format_html(
+            '<span class="boogie-id" style="white-space:nowrap;font-family:monospace;'
+            'font-size:0.85em">{}</span>', record.pk,
+        )  # fmt: skip
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return _RecordChangeList
+
     @admin.display(description=_("traceback"))
     def traceback_block(self, record: TaskRecord) -> SafeString | str:
         return traceback_block(record)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        record = super().get_object(request, object_id, from_field)
+        if record is not None:
+            load_objects([record])
+        return record
 
     @admin.display(description=_("history"))
     def attempts_table(self, record: TaskRecord) -> SafeString | str:

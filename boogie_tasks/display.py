@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.admin.utils import quote
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from boogie_tasks.jsonutil import cut
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.status import TaskStatus
 
 __all__ = [
     "attempts_table",
     "eta_display",
+    "load_objects",
     "object_link",
     "progress_display",
     "progress_text",
@@ -105,10 +109,39 @@ def traceback_block(record: TaskRecord) -> SafeString | str:
     )
 
 
+def load_objects(records: list[TaskRecord]) -> None:
+    """Fetch the objects of a page of records, one query per model, for ``object_link``.
+
+    An object_id its model's primary key cannot take, an uninstalled model or a
+    deleted object leaves that record without one (shown by model and pk).
+    """
+    wanted: dict[int, set[Any]] = {}
+    for record in records:
+        wanted.setdefault(record.content_type_id, set()).add(record.object_id)
+    found: dict[tuple[int, str], Any] = {}
+    for content_type_id, object_ids in wanted.items():
+        model = ContentType.objects.get_for_id(content_type_id).model_class()
+        if model is None:
+            continue
+        keys = []
+        for object_id in object_ids:
+            try:
+                keys.append(model._meta.pk.to_python(object_id))
+            except (ValidationError, ValueError, TypeError):
+                pass  # written by hand: shown by model and pk
+        for obj in model._base_manager.filter(pk__in=keys):
+            found[content_type_id, str(obj.pk)] = obj
+    for record in records:
+        record._display_object = found.get((record.content_type_id, record.object_id))  # type: ignore[attr-defined]
+
+
 def object_link(record: TaskRecord) -> str:
-    """A link to the object's admin page, or its model and primary key."""
+    """A link to the object's admin page, named by its ``str()`` when it was loaded."""
     content_type = record.content_type
     label = f"{content_type.app_label}.{content_type.model} {record.object_id}"
+    obj = getattr(record, "_display_object", None)
+    if obj is not None:
+        label = cut(str(obj), 80)
     try:
         url = reverse(
             f"admin:{content_type.app_label}_{content_type.model}_change",

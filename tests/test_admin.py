@@ -74,7 +74,7 @@ def test_object_link_quotes_string_primary_keys(admin_client):
     tasks.describe.paused(tag)
     page = admin_client.get(reverse("admin:boogie_tasks_taskrecord_changelist")).content.decode()
     href = reverse("admin:testapp_tag_change", args=[quote("a/b c")])
-    assert f'href="{href}">testapp.tag a/b c</a>' in page
+    assert f'href="{href}">Tag object (a/b c)</a>' in page  # the object's str()
     assert admin_client.get(href).status_code == 200
 
 
@@ -267,3 +267,34 @@ def test_actions_need_permissions(client, book, records):
     records.refresh_from_db()
     assert records.status == TaskStatus.CANCELED
     assert response.status_code in (200, 302)
+
+
+def test_the_list_names_objects_by_str_one_query_per_model_and_filters_used_models(
+    admin_client, book
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.testapp.models import Book
+
+    others = [Book.objects.create(title=f"Book {n}", pages=1) for n in range(5)]
+    for obj in [book, *others]:
+        tasks.describe.paused(obj)
+    gone = Book.objects.create(title="Gone", pages=1)
+    tasks.describe.paused(gone)
+    gone_pk = gone.pk
+    gone.delete()
+    url = reverse("admin:boogie_tasks_taskrecord_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(url).content.decode()
+    assert ">Dune</a>" in page and ">Book 4</a>" in page
+    assert f">testapp.book {gone_pk}</a>" in page  # deleted: by model and pk
+    book_reads = [q["sql"] for q in queries.captured_queries if '"testapp_book"' in q["sql"]]
+    assert len(book_reads) == 1, book_reads  # the page's objects in one query
+    distinct = [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"]]
+    assert not [sql for sql in distinct if "task_name" in sql or "content_type" in sql]
+    # The model filter offers the models tasks ran for, not every content type.
+    filters = page.split('id="changelist-filter"', 1)[1]
+    assert "testapp | book" in filters and "auth | user" not in filters
+    chosen = admin_client.get(url, {"content_type__id__exact": "x"})  # a bad value: ignored
+    assert chosen.status_code == 200

@@ -487,3 +487,36 @@ def test_demo_web_page_starts_runs_and_shows_their_bars(browser, demo_web):
         assert page.locator("#summary").text_content() == "3 of 3 runs finished"
     finally:
         context.close()
+
+
+@pytest.mark.django_db
+def test_tag_draws_the_eta_at_once_no_stale_message_and_canceled_once(book):
+    import datetime
+
+    from django.utils import timezone
+
+    record = tasks.count_pages.paused(book)
+    now = timezone.now()
+    TaskRecord.objects.filter(pk=record.pk).update(
+        status="RUNNING", progress_current=1, progress_total=5, progress_message="page 1",
+        started_at=now - datetime.timedelta(seconds=10), heartbeat_at=now,
+    )  # fmt: skip
+    record.refresh_from_db()
+    html = render(record)
+    assert 'class="boogie-task__eta">about 40 s left<' in html  # before any poll
+    assert ">page 1<" in html
+    TaskRecord.objects.filter(pk=record.pk).update(status="SUCCESSFUL", result=5)
+    record.refresh_from_db()
+    html = render(record)
+    assert ">page 1<" not in html  # a finished run's last message is gone
+    assert 'class="boogie-task__eta"><' in html
+    canceled = tasks.describe.paused(book)
+    canceled.cancel()
+    html = render(canceled)
+    assert html.count("Canceled") == 1, html  # the status says it; no error repeats it
+    reasoned = tasks.describe.paused(book)
+    reasoned.cancel(reason="not needed")
+    assert "Canceled: not needed" in render(reasoned)
+    script = (STATIC_DIR / "boogie_tasks" / "progress.js").read_text()
+    assert 'error === label ? "" : error' in script
+    assert 'data.status === "SUCCESSFUL" ? "" : progress.description' in script

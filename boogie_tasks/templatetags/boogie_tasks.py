@@ -8,6 +8,7 @@ from typing import Any
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext
 
 from boogie_tasks.models import TaskRecord
 from boogie_tasks.permissions import has_permission
@@ -70,7 +71,28 @@ def task_progress(
         "width": f"{progress['percent']:.2f}" if known_total else "",
         "percent_text": f"{int(progress['percent'])}%" if known_total else "",
         "result_text": _result_text(payload),
+        "eta_text": _eta_text(payload),
+        # As progress.js draws them: no message after success, "Canceled" once.
+        "message_text": "" if not payload or payload["success"] else progress["description"],
+        "error_text": ""
+        if not payload or payload.get("error") == payload["status_display"]
+        else payload.get("error", ""),
     }
+
+
+def _eta_text(payload: dict[str, Any] | None) -> str:
+    """The ETA as progress.js writes it, so that the first render shows it too."""
+    seconds = (payload or {}).get("progress", {}).get("eta_seconds")
+    if not payload or payload["status"] != "RUNNING" or seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        time = f"{seconds} s"
+    elif seconds < 3600:
+        time = f"{seconds // 60} min {seconds % 60} s"
+    else:
+        time = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return gettext("about {time} left").replace("{time}", time)
 
 
 def _result_text(payload: dict[str, Any] | None) -> str:

@@ -159,14 +159,16 @@
       etaText = this.text("eta", "about {time} left").replace("{time}", duration(eta));
     }
     this.show("eta", etaText);
-    this.show("message", progress.description || "");
+    // A finished run's last message ("rendering page 5") no longer says what it does.
+    this.show("message", data.status === "SUCCESSFUL" ? "" : progress.description || "");
 
     var result = "";
     if (data.status === "SUCCESSFUL" && data.result !== null && data.result !== undefined) {
       result = typeof data.result === "string" ? data.result : JSON.stringify(data.result);
     }
     this.show("result", result);
-    this.show("error", data.complete && data.status !== "SUCCESSFUL" ? data.error || "" : "");
+    var error = data.complete && data.status !== "SUCCESSFUL" ? data.error || "" : "";
+    this.show("error", error === label ? "" : error); // "Canceled" once, not twice
     var cancel = this.part("cancel");
     if (cancel) {
       cancel.hidden = !!data.complete;
