@@ -376,7 +376,7 @@ def test_cancel_button_cancels_with_the_csrf_token(page, user, book):
     assert record.status == "CANCELED"
     canceled = bar(page, record.pk)
     assert canceled.locator(".boogie-task__status").text_content() == "Canceled"
-    assert canceled.locator(".boogie-task__error").text_content() == "Canceled"
+    assert not canceled.locator(".boogie-task__error").is_visible()  # said once, by the status
     assert not button.is_visible()
 
 
@@ -512,8 +512,8 @@ def test_tag_draws_the_eta_at_once_no_stale_message_and_canceled_once(book):
     assert 'class="boogie-task__eta"><' in html
     canceled = tasks.describe.paused(book)
     canceled.cancel()
-    html = render(canceled)
-    assert html.count("Canceled") == 1, html  # the status says it; no error repeats it
+    drawn = render(canceled).split('<script type="application/json"')[0]  # not the data
+    assert drawn.count("Canceled") == 1, drawn  # the status says it; no error repeats it
     reasoned = tasks.describe.paused(book)
     reasoned.cancel(reason="not needed")
     assert "Canceled: not needed" in render(reasoned)

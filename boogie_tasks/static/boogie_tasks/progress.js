@@ -293,7 +293,15 @@
       var bar = new Bar(element);
       element.boogieTask = bar;
       if (element.getAttribute("data-complete") === "true") {
-        continue; // drawn final by the server: nothing will change
+        // Drawn final by the server: nothing will change, so nothing is asked;
+        // listeners still hear how it ended, from the status the page carries.
+        var carried = element.querySelector('script[type="application/json"]');
+        if (carried) {
+          var data = JSON.parse(carried.textContent);
+          bar.fire("progress", data);
+          bar.fire("finished", data);
+        }
+        continue;
       }
       bars.push(bar);
       bar.schedule(0);
