@@ -91,8 +91,11 @@ CLAIM_RETRY_SECONDS = 10.0
 
 
 def _is_record_id(value: Any) -> bool:
+    """Whether a message's argument can be a record's id (a UUID as text), before any query."""
+    if not isinstance(value, str) or len(value) > 64:
+        return False
     try:
-        uuid.UUID(value) if isinstance(value, str) and len(value) <= 64 else uuid.UUID(int=-1)
+        uuid.UUID(value)
     except ValueError:
         return False
     return True
