@@ -37,17 +37,6 @@ def test_every_statement_names_only_columns_of_the_table():
         assert assigned and set(assigned) <= columns, statement
 
 
-def test_a_record_inserted_by_hand_reads_back_as_the_orm_wrote_it(book):
-    """Every field, of every type, as save() would have stored it."""
-    record = tasks.describe.using(queue="other", priority=3).paused(
-        book, "a", {"nested": [1, 2.5, None]}
-    )
-    stored = TaskRecord.objects.get(pk=record.pk)
-    for field in TaskRecord._meta.concrete_fields:
-        assert getattr(stored, field.attname) == getattr(record, field.attname), field.name
-    assert not record._state.adding
-
-
 def test_finish_keeps_the_error_a_cancel_wrote_when_given_none(book):
     from tests.helpers import claim
 
