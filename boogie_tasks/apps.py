@@ -18,8 +18,9 @@ class BoogieTasksConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from boogie_tasks import checks, runner  # noqa: F401
-        from boogie_tasks.scheduling import ensure_dispatcher
+        from boogie_tasks.scheduling import ensure_dispatcher, quiet_ticks
 
         # The dispatcher's beat entry is made by migrate: ready() runs no query.
         post_migrate.connect(ensure_dispatcher, sender=self)
+        quiet_ticks()
         autodiscover_modules("tasks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 from typing import Any
 
@@ -38,6 +39,36 @@ def resolve_when(task_name: str, when: Any) -> datetime.datetime:
         f"{task_name}: when must be seconds from now (int or float), a timedelta "
         f"or a datetime, not {when!r}"
     )
+
+
+class QuietTicks(logging.Filter):
+    """Drop Celery's INFO lines about the dispatcher's ticks, which would drown a log.
+
+    At ``-l INFO`` a worker logs every task it receives and finishes, and beat
+    every entry it sends: the dispatcher's ticks alone made two lines a second.
+    The dispatcher logs at INFO itself whenever a tick moves a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        data = getattr(record, "data", None)  # the worker's "received" and "succeeded"
+        if isinstance(data, dict) and data.get("name") == DISPATCHER_NAME:
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (args and args[0] == DISPATCHER_NAME)  # beat's "Sending due task"
+
+
+# The loggers of those lines: the worker's trace and strategy, and beat.
+TICK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+def quiet_ticks() -> None:
+    """Install ``QuietTicks`` on Celery's loggers once (from ``AppConfig.ready``)."""
+    for name in TICK_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, QuietTicks) for existing in target.filters):
+            target.addFilter(QuietTicks())
 
 
 def ensure_dispatcher(using: str = "default", **kwargs: Any) -> Any:

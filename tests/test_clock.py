@@ -72,3 +72,13 @@ def test_every_fires_on_beat_and_each_firing_is_a_record(beat, book):
     entry.delete()  # how a user stops it
     results = list(tasks.describe.results(book))
     assert len(results) >= 2 and results[0]["text"] == "Dune" + "tick"
+
+
+def test_the_ticks_do_not_fill_the_logs(beat, worker, book):
+    """Two lines a second of Celery's about the dispatcher would drown a project's own."""
+    kept = tasks.describe.schedule(1, book)
+    kept.wait(timeout=30)  # beat ticked, and the worker ran the ticks
+    time.sleep(2)
+    assert "boogie_tasks.dispatch[" not in worker.output()
+    assert "Sending due task boogie_tasks.dispatch" not in beat.output()
+    assert "tests.testapp.tasks.describe" in worker.output()  # the user's own lines stay

@@ -184,3 +184,28 @@ def test_a_record_overtaken_in_a_busy_queue_is_published_again(book):
     still.refresh_from_db()
     assert first.queued_at > now  # published again
     assert still.queued_at < now  # queued after the one that started: still in line
+
+
+def test_quiet_ticks_drops_only_celerys_info_lines_about_the_dispatcher():
+    import logging
+
+    from boogie_tasks.scheduling import QuietTicks
+
+    def record(name, level, message, args, data=None):
+        made = logging.LogRecord(name, level, __file__, 1, message, args, None)
+        if data is not None:
+            made.data = data
+        return made
+
+    quiet = QuietTicks()
+    tick = {"name": "boogie_tasks.dispatch", "id": "1"}
+    assert not quiet.filter(record("celery.app.trace", logging.INFO, "%(name)s", (tick,), tick))
+    sent = ("boogie_tasks.dispatch", "boogie_tasks.dispatch")
+    assert not quiet.filter(record("celery.beat", logging.INFO, "Sending %s (%s)", sent))
+    user = {"name": "myapp.tasks.build", "id": "2"}
+    assert quiet.filter(record("celery.app.trace", logging.INFO, "%(name)s", (user,), user))
+    assert quiet.filter(record("celery.app.trace", logging.ERROR, "%(name)s", (tick,), tick))
+    assert all(
+        any(isinstance(f, QuietTicks) for f in logging.getLogger(name).filters)
+        for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+    )  # installed by the app's ready()
