@@ -127,6 +127,7 @@ def spawn(
     from boogie_tasks import recurring
 
     task = registry.get(task_name)
+    resilience.drop_if_broken(router.db_for_write(TaskRecord))
     return str(recurring.spawn(task, content_type_id, object_id, args, kwargs, options).pk)
 
 
@@ -135,7 +136,11 @@ def dispatch() -> dict[str, int]:
     """Start due runs, publish unclaimed READY records again, fail lost runs."""
     from boogie_tasks.dispatch import dispatch as sweep
 
-    return sweep()
+    # A tick after a database restart must not fail on the connection it dropped:
+    # each sweep is fenced, so one sent again on a fresh connection is safe.
+    using = router.db_for_write(TaskRecord)
+    resilience.drop_if_broken(using)
+    return resilience.retrying(sweep, using, 5.0, "dispatcher tick")
 
 
 def _early_by(record_id: Any, limit: float = 2.0) -> float | None:

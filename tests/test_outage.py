@@ -104,3 +104,12 @@ def test_a_progress_write_that_meets_the_outage_does_not_fail_the_run(book, sett
     record.refresh_from_db()
     assert refused and record.status == TaskStatus.SUCCESSFUL
     assert record.progress_current == record.progress_total == book.pages
+
+
+@postgresql_only
+def test_a_dispatcher_tick_after_a_restart_runs_on_a_fresh_connection(book):
+    record = _ready(tasks.describe, book)
+    TaskRecord.objects.filter(pk=record.pk).update(queued_at=None)  # never published
+    terminate_backend(connection)
+    assert runner.dispatch()["republished"] == 1
+    assert runner.dispatch()["republished"] == 0  # and the next tick too
